@@ -1,0 +1,110 @@
+using System.Runtime.InteropServices;
+using TorchSharp;
+
+namespace Keras.MobileNet.Backend;
+
+/// <summary>Thrown for a problem the user can fix (bad argument, missing device, bad file): one line, no stack.</summary>
+public class UserError(string message, int exitCode = 1) : Exception(message)
+{
+    public int ExitCode { get; } = exitCode;
+}
+
+/// <summary>
+/// Gets libtorch loaded before the first TorchSharp call: either a CUDA libtorch named by
+/// TORCH_LIB_DIR / LIBTORCHSHARP_PATH (see shared/gpu/README.md), or the CPU package, patched where the
+/// system's libstdc++ lacks GLIBCXX_3.4.32.
+/// </summary>
+public static class TorchRuntime
+{
+    public const string RequiredGlibcxx = "GLIBCXX_3.4.32";
+    static readonly object Gate = new();
+    static bool initialized;
+
+    /// <summary>The libraries of a CUDA libtorch in the order they must be loaded (dependencies first).</summary>
+    public static readonly string[] CudaLibTorchOrder =
+        ["libc10.so", "libtorch_cpu.so", "libc10_cuda.so", "libtorch_cuda.so", "libtorch.so"];
+
+    public static string Describe { get; private set; } = "not loaded";
+
+    public static void Initialize()
+    {
+        lock (Gate)
+        {
+            if (initialized) return;
+            string? libDir = Environment.GetEnvironmentVariable("TORCH_LIB_DIR");
+            string? sharp = Environment.GetEnvironmentVariable("LIBTORCHSHARP_PATH");
+            if (!string.IsNullOrEmpty(libDir) && !string.IsNullOrEmpty(sharp))
+            {
+                foreach (var lib in CudaLibTorchOrder)
+                {
+                    string path = Path.Combine(libDir, lib);
+                    if (!File.Exists(path)) throw new UserError($"TORCH_LIB_DIR={libDir} has no {lib}");
+                    NativeLibrary.Load(path);
+                }
+                if (!File.Exists(sharp)) throw new UserError($"LIBTORCHSHARP_PATH={sharp} does not exist");
+                NativeLibrary.Load(sharp);
+                torch.InitializeDeviceType(DeviceType.CUDA);
+                Describe = $"libtorch from {libDir}";
+            }
+            else
+            {
+                if (OperatingSystem.IsLinux()) PatchForOldLibStdCxx(AppContext.BaseDirectory);
+                torch.InitializeDeviceType(DeviceType.CPU);
+                Describe = "TorchSharp-cpu package";
+            }
+            initialized = true;
+        }
+    }
+
+    /// <summary>Patches every libLibTorchSharp.so below <paramref name="folder"/> when the system libstdc++ is too old.</summary>
+    public static int PatchForOldLibStdCxx(string folder)
+    {
+        string? stdcxx = FindLibStdCxx();
+        if (stdcxx is null || LibraryDefinesVersion(stdcxx, RequiredGlibcxx)) return 0;
+        int patched = 0;
+        foreach (var lib in Directory.EnumerateFiles(folder, "libLibTorchSharp.so", SearchOption.AllDirectories))
+            if (ElfVersionPatch.MakeWeak(lib, RequiredGlibcxx)) patched++;
+        return patched;
+    }
+
+    /// <summary>The libstdc++ this process has mapped (the .NET runtime links it), else the usual places.</summary>
+    static string? FindLibStdCxx()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/maps"))
+            {
+                int i = line.IndexOf('/');
+                if (i >= 0 && line.Contains("libstdc++.so")) return line[i..].Trim();
+            }
+        }
+        catch (IOException) { }
+        string[] usual = ["/lib/x86_64-linux-gnu/libstdc++.so.6", "/usr/lib/x86_64-linux-gnu/libstdc++.so.6",
+            "/usr/lib64/libstdc++.so.6", "/lib64/libstdc++.so.6", "/usr/lib/aarch64-linux-gnu/libstdc++.so.6"];
+        return usual.FirstOrDefault(File.Exists);
+    }
+
+    /// <summary>True when the library's string table names the version (a definition in .gnu.version_d).</summary>
+    public static bool LibraryDefinesVersion(string path, string version)
+    {
+        byte[] needle = System.Text.Encoding.ASCII.GetBytes(version + "\0");
+        return File.ReadAllBytes(path).AsSpan().IndexOf(needle) >= 0;
+    }
+
+    /// <summary>"auto" takes CUDA when present, like the notebook's get_device(["cuda", "cpu"]).</summary>
+    public static torch.Device ResolveDevice(string name)
+    {
+        Initialize();
+        switch (name.ToLowerInvariant())
+        {
+            case "cpu": return torch.CPU;
+            case "auto": return torch.cuda.is_available() ? torch.CUDA : torch.CPU;
+            case "cuda":
+                if (!torch.cuda.is_available())
+                    throw new UserError("--device cuda: no CUDA device is available (set TORCH_LIB_DIR and LIBTORCHSHARP_PATH to a CUDA libtorch, see README)");
+                return torch.CUDA;
+            default:
+                throw new UserError($"--device must be auto, cpu or cuda, not '{name}'", 2);
+        }
+    }
+}

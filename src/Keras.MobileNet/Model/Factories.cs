@@ -1,0 +1,130 @@
+using Keras.MobileNet.Architecture;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using Act = Keras.MobileNet.Architecture.Activation;
+
+namespace Keras.MobileNet.Model;
+
+/// <summary>Pure factories: a spec in, a TorchSharp module out. Names follow torchvision so state dicts move freely.</summary>
+public static class Factories
+{
+    public static nn.Module<Tensor, Tensor> Activation(Act act) => act switch
+    {
+        Act.ReLU6 => nn.ReLU6(inplace: true),
+        Act.ReLU => nn.ReLU(inplace: true),
+        _ => throw new ArgumentOutOfRangeException(nameof(act), "a linear unit has no activation module"),
+    };
+
+    public static Conv2d Conv(ConvUnit u) =>
+        nn.Conv2d(u.In, u.Out, u.Kernel, stride: u.Stride, padding: u.Padding, groups: u.Groups, bias: u.Bias);
+
+    public static BatchNorm2d Norm(int channels) =>
+        nn.BatchNorm2d(channels, eps: FrameworkConstants.BatchNormEps, momentum: FrameworkConstants.BatchNormMomentum);
+
+    /// <summary>torchvision's Conv2dNormActivation: children "0" conv, "1" norm, "2" activation.</summary>
+    public static Sequential ConvNormAct(ConvUnit u) =>
+        nn.Sequential(("0", Conv(u)), ("1", Norm(u.Out)), ("2", Activation(u.Act)));
+
+    /// <summary>
+    /// Inverted residual: # pw expand (when present), # dw, # pw-linear (conv then BN, no activation: the
+    /// linear bottleneck). Children of "conv" are numbered like torchvision's.
+    /// </summary>
+    public static InvertedResidual InvertedResidualBlock(BlockSpec b)
+    {
+        var layers = new List<(string, nn.Module<Tensor, Tensor>)>();
+        foreach (var u in b.Units.Take(b.Units.Count - 1)) layers.Add(($"{layers.Count}", ConvNormAct(u)));
+        layers.Add(($"{layers.Count}", Conv(b.Project)));
+        layers.Add(($"{layers.Count}", Norm(b.Project.Out)));
+        return new InvertedResidual(nn.Sequential(layers), b.Residual);
+    }
+
+    public static Sequential Features(NetworkSpec spec)
+    {
+        var layers = new List<(string, nn.Module<Tensor, Tensor>)> { ("0", ConvNormAct(spec.Stem)) };
+        foreach (var b in spec.Blocks) layers.Add(($"{layers.Count}", InvertedResidualBlock(b)));
+        layers.Add(($"{layers.Count}", ConvNormAct(spec.Last)));
+        return nn.Sequential(layers);
+    }
+
+    public static Sequential Classifier(NetworkSpec spec) =>
+        nn.Sequential(("0", nn.Dropout(spec.Dropout)), ("1", nn.Linear(spec.Features, spec.Classes)));
+
+    /// <summary>Builds and initialises the network of a spec.</summary>
+    public static MobileNetV2 MobileNetV2(NetworkSpec spec)
+    {
+        var model = new MobileNetV2(spec, Features(spec), Classifier(spec));
+        Initialization.Apply(model, spec.Preset);
+        return model;
+    }
+}
+
+/// <summary>The one residual combinator: y = conv(x) (+ x when the block keeps its shape).</summary>
+public sealed class InvertedResidual : nn.Module<Tensor, Tensor>
+{
+    private readonly Sequential conv;
+
+    public bool Skip { get; }
+
+    public InvertedResidual(Sequential conv, bool skip) : base(nameof(InvertedResidual))
+    {
+        this.conv = conv;
+        Skip = skip;
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) => Skip ? x + conv.forward(x) : conv.forward(x);
+}
+
+/// <summary>features -> global average pool -> flatten -> classifier (dropout, linear), as torchvision.</summary>
+public sealed class MobileNetV2 : nn.Module<Tensor, Tensor>
+{
+    private readonly Sequential features;
+    private readonly Sequential classifier;
+
+    public NetworkSpec Spec { get; }
+
+    public MobileNetV2(NetworkSpec spec, Sequential features, Sequential classifier) : base(nameof(MobileNetV2))
+    {
+        Spec = spec;
+        this.features = features;
+        this.classifier = classifier;
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var f = features.forward(x);
+        using var pooled = nn.functional.adaptive_avg_pool2d(f, 1);
+        using var flat = pooled.flatten(1);
+        return classifier.forward(flat);
+    }
+}
+
+/// <summary>Initialisation as one named pass after construction (torchvision's, and the notebook's).</summary>
+public static class Initialization
+{
+    public static void Apply(nn.Module model, Preset preset)
+    {
+        using var _ = no_grad();
+        foreach (var (_, m) in model.named_modules())
+        {
+            switch (m)
+            {
+                case Conv2d conv:
+                    nn.init.kaiming_normal_(conv.weight, mode: nn.init.FanInOut.FanOut, nonlinearity: nn.init.NonlinearityType.ReLU);
+                    if (conv.bias is not null) nn.init.zeros_(conv.bias);
+                    break;
+                case BatchNorm2d bn:
+                    nn.init.ones_(bn.weight);
+                    nn.init.zeros_(bn.bias);
+                    break;
+                case Linear linear:
+                    if (preset == Preset.Notebook) nn.init.trunc_normal_(linear.weight, 0, 0.01);
+                    else nn.init.normal_(linear.weight, 0, 0.01);
+                    if (linear.bias is not null) nn.init.zeros_(linear.bias);
+                    break;
+            }
+        }
+    }
+}
