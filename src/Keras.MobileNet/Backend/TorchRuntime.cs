@@ -57,9 +57,9 @@ public static class TorchRuntime
     }
 
     /// <summary>Patches every libLibTorchSharp.so below <paramref name="folder"/> when the system libstdc++ is too old.</summary>
-    public static int PatchForOldLibStdCxx(string folder)
+    public static int PatchForOldLibStdCxx(string folder, string? libStdCxx = null)
     {
-        string? stdcxx = FindLibStdCxx();
+        string? stdcxx = libStdCxx ?? FindLibStdCxx();
         if (stdcxx is null || LibraryDefinesVersion(stdcxx, RequiredGlibcxx)) return 0;
         int patched = 0;
         foreach (var lib in Directory.EnumerateFiles(folder, "libLibTorchSharp.so", SearchOption.AllDirectories))
@@ -68,7 +68,7 @@ public static class TorchRuntime
     }
 
     /// <summary>The libstdc++ this process has mapped (the .NET runtime links it), else the usual places.</summary>
-    static string? FindLibStdCxx()
+    public static string? FindLibStdCxx()
     {
         try
         {

@@ -1,0 +1,123 @@
+using Keras.MobileNet.Architecture;
+using Keras.MobileNet.Model;
+using NUnit.Framework;
+using TorchSharp;
+using TorchSharp.PyBridge;
+using static TorchSharp.torch;
+
+namespace Keras.MobileNet.Tests;
+
+/// <summary>The built module against the spec, against torchvision, and against PyTorch's own numbers.</summary>
+public class ModuleTests
+{
+    static readonly double[] Widths = [0.25, 0.35, 0.5, 0.75, 1.0, 1.4];
+
+    [Test]
+    public void State_dict_keys_and_order_are_torchvision_s([Values(0.5, 1.0)] double width)
+    {
+        using var ours = Factories.MobileNetV2(MobileNetV2Spec.Build(Preset.Paper, width, 10));
+        using var tv = torchvision.models.mobilenet_v2(num_classes: 10, width_mult: width);
+        var ourKeys = StateDicts.InPyTorchOrder(ours).Select(e => e.Key).ToList();
+        Assert.That(ourKeys, Has.Count.EqualTo(314));
+        Assert.That(ourKeys, Is.EquivalentTo(tv.state_dict().Keys));
+        // PyTorch's order, derived independently from the spec's layer list: conv weight, BN weight, bias,
+        // running stats, counter, ..., classifier last.
+        var expected = new List<string>();
+        foreach (var l in Counts.Layers(ours.Spec))
+        {
+            if (l.Kind.Contains("Conv2d")) expected.Add(l.Name + ".weight");
+            else if (l.Kind == "BatchNorm2d")
+                expected.AddRange(new[] { "weight", "bias", "running_mean", "running_var", "num_batches_tracked" }.Select(s => $"{l.Name}.{s}"));
+            else if (l.Kind == "Linear") expected.AddRange([l.Name + ".weight", l.Name + ".bias"]);
+        }
+        Assert.That(ourKeys, Is.EqualTo(expected));
+        Assert.That(ourKeys[0], Is.EqualTo("features.0.0.weight"));
+        Assert.That(ourKeys[^1], Is.EqualTo("classifier.1.bias"));
+        var tvState = tv.state_dict();
+        foreach (var (k, t) in StateDicts.InPyTorchOrder(ours))
+            Assert.That(t.shape, Is.EqualTo(tvState[k].shape), k);
+    }
+
+    public static IEnumerable<TestCaseData> EveryNetwork() =>
+        from preset in new[] { Preset.Paper, Preset.Notebook }
+        from w in Widths
+        select new TestCaseData(preset, w).SetName($"{preset}_w{w}");
+
+    [TestCaseSource(nameof(EveryNetwork))]
+    public void Analytic_counts_equal_the_live_module_layer_by_layer(Preset preset, double width)
+    {
+        foreach (int classes in new[] { 10, 1000 })
+        {
+            var spec = MobileNetV2Spec.Build(preset, width, classes);
+            using var model = Factories.MobileNetV2(spec);
+            var live = model.named_modules()
+                .Where(m => !m.module.named_children().Any())
+                .ToDictionary(m => m.name, m => (
+                    trainable: m.module.parameters().Where(p => p.requires_grad).Sum(p => p.numel()),
+                    buffers: m.module.named_buffers().Where(b => b.name != "num_batches_tracked").Sum(b => b.buffer.numel())));
+            var layers = Counts.Layers(spec).Where(l => l.Trainable + l.NonTrainable > 0).ToList();
+            Assert.That(layers.Select(l => l.Name), Is.EquivalentTo(live.Where(kv => kv.Value.trainable > 0).Select(kv => kv.Key)));
+            foreach (var l in layers)
+                Assert.That((live[l.Name].trainable, live[l.Name].buffers), Is.EqualTo((l.Trainable, l.NonTrainable)), l.Name);
+            var counts = Counts.Of(spec);
+            Assert.That(model.parameters().Sum(p => p.numel()), Is.EqualTo(counts.Trainable));
+        }
+    }
+
+    [TestCaseSource(nameof(EveryNetwork))]
+    public void Forward_and_backward_work_at_224_and_non_square(Preset preset, double width)
+    {
+        var spec = MobileNetV2Spec.Build(preset, width, 7);
+        using var model = Factories.MobileNetV2(spec);
+        model.train();
+        foreach (var (h, w) in new[] { (224, 224), (96, 64) })
+        {
+            using var scope = NewDisposeScope();
+            var x = randn(2, 3, h, w);
+            var y = model.forward(x);
+            Assert.That(y.shape, Is.EqualTo(new long[] { 2, 7 }));
+            y.sum().backward();
+            Assert.That(y.isnan().any().item<bool>(), Is.False);
+            var grads = model.parameters().Select(p => p.grad).ToList();
+            Assert.That(grads.All(g => g is not null && !g.isnan().any().item<bool>()), "every parameter gets a finite gradient");
+            model.zero_grad();
+        }
+        // The analytic spatial rule agrees with the module on an odd size.
+        using (no_grad())
+        {
+            model.eval();
+            var layers = Counts.Layers(spec, 61, 45);
+            using var feats = ((nn.Module<Tensor, Tensor>)model.named_children().First().module).forward(randn(1, 3, 61, 45));
+            var last = layers.Last(l => l.Name.EndsWith(".0") && l.Name.StartsWith("features."));
+            Assert.That(feats.shape, Is.EqualTo(new long[] { 1, last.Channels, last.Height, last.Width }));
+        }
+    }
+
+    [Test]
+    public void Torchvision_weights_reproduce_the_pytorch_training_trace()
+    {
+        var spec = MobileNetV2Spec.Build(Preset.Paper, 0.5, 10, dropout: 0);
+        using var model = Factories.MobileNetV2(spec);
+        model.load_safetensors(Setup.Fixture("tv_mobilenet_v2_w0.5_c10_seed0.safetensors"));
+        var trace = Safetensors.LoadStateDict(Setup.Fixture("parity_w0.5_c10.safetensors"));
+
+        var result = Parity.Run(model, trace["train_x"], trace["train_y"], trace["eval_x"]);
+
+        var expectedLosses = trace["train_losses"].data<double>().ToArray();
+        Assert.That(expectedLosses, Has.Length.EqualTo(3));
+        Assert.That(result.Losses, Is.EqualTo(expectedLosses).Within(1e-3).Percent.Or.EqualTo(expectedLosses).Within(2e-4));
+        AssertClose(result.LogitsAfter, trace["logits_after"], 1e-3);
+        AssertClose(result.Bn0RunningMean, trace["bn0_running_mean_after"], 1e-4);
+        // logits_before is tiny (~2e-8): compare relative to its own scale.
+        var before = trace["logits_before"];
+        double scale = before.abs().max().item<float>();
+        Assert.That((result.LogitsBefore - before).abs().max().item<float>(), Is.LessThan(1e-2 * scale));
+    }
+
+    static void AssertClose(Tensor actual, Tensor expected, double atol)
+    {
+        Assert.That(actual.shape, Is.EqualTo(expected.shape));
+        double diff = (actual - expected).abs().max().item<float>();
+        Assert.That(diff, Is.LessThan(atol), $"max abs difference {diff}");
+    }
+}
