@@ -1,1 +1,3 @@
-class P{static void Main(){}}
+using Keras.MobileNet.Cli;
+
+return App.Run(args);

@@ -1,0 +1,107 @@
+using System.Threading.Channels;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Keras.MobileNet.Data;
+
+/// <summary>A batch on the training device: float32 NCHW images, int64 labels. The consumer disposes it.</summary>
+public sealed class Batch(Tensor images, Tensor labels) : IDisposable
+{
+    public Tensor Images { get; } = images;
+    public Tensor Labels { get; } = labels;
+    public int Count => (int)Labels.shape[0];
+
+    public void Dispose()
+    {
+        Images.Dispose();
+        Labels.Dispose();
+    }
+}
+
+/// <summary>
+/// source -> shuffle(seed) -> map(decode + transform, parallel) -> batch -> prefetch, the tf.data way.
+/// Order and augmentation are pure functions of (seed, epoch, index): the same seed gives the same batches bit
+/// for bit with any number of workers, and a resumed run sees what an uninterrupted one would have.
+/// </summary>
+public sealed class DataLoader(IImageDataset dataset, int batchSize, bool shuffle, long seed, int workers, Device device,
+    int prefetch = 2, bool dropLast = false)
+{
+    public IImageDataset Dataset => dataset;
+    public int BatchSize => batchSize;
+    public int Workers => Math.Max(1, workers);
+
+    public int BatchesPerEpoch => dropLast ? dataset.Count / batchSize : (dataset.Count + batchSize - 1) / batchSize;
+
+    /// <summary>The dataset indices of an epoch in the order they are served.</summary>
+    public int[] Order(int epoch) =>
+        shuffle ? CounterRng.Permutation(seed, epoch, dataset.Count) : Enumerable.Range(0, dataset.Count).ToArray();
+
+    /// <summary>Builds one batch from the given dataset indices (used by the producer, and directly by tests).</summary>
+    public unsafe Batch MakeBatch(int epoch, ReadOnlySpan<int> indices)
+    {
+        int n = indices.Length, s = dataset.Transform.OutputSize, per = 3 * s * s;
+        var images = empty([n, 3, s, s], ScalarType.Float32);
+        var labels = new long[n];
+        float* basePtr;
+        fixed (byte* raw = images.bytes) basePtr = (float*)raw; // native CPU memory: the pointer stays valid
+        var idx = indices.ToArray();
+        Parallel.For(0, n, new ParallelOptions { MaxDegreeOfParallelism = Workers }, i =>
+        {
+            var dest = new Span<float>(basePtr + (long)i * per, per);
+            var img = dataset.Prepared(idx[i]);
+            if (img is null) dest.Clear(); // logged by the dataset
+            else dataset.Transform.Finish(img, seed, epoch, idx[i], dest);
+            labels[i] = dataset.Label(idx[i]);
+        });
+        var labelTensor = tensor(labels, ScalarType.Int64);
+        if (device.type == DeviceType.CPU) return new Batch(images, labelTensor);
+        var batch = new Batch(images.pin_memory().to(device, non_blocking: true), labelTensor.to(device));
+        images.Dispose();
+        labelTensor.Dispose();
+        return batch;
+    }
+
+    /// <summary>The batches of one epoch; the next ones are prepared on a background thread while this one trains.</summary>
+    public IEnumerable<Batch> Epoch(int epoch, int skipBatches = 0)
+    {
+        var order = Order(epoch);
+        int batches = BatchesPerEpoch;
+        var channel = Channel.CreateBounded<Batch>(new BoundedChannelOptions(Math.Max(1, prefetch)) { SingleReader = true, SingleWriter = true });
+        using var cts = new CancellationTokenSource();
+        var producer = Task.Run(async () =>
+        {
+            try
+            {
+                for (int b = skipBatches; b < batches && !cts.IsCancellationRequested; b++)
+                {
+                    int start = b * batchSize, count = Math.Min(batchSize, order.Length - start);
+                    var batch = MakeBatch(epoch, order.AsSpan(start, count));
+                    try { await channel.Writer.WriteAsync(batch, cts.Token); }
+                    catch (OperationCanceledException) { batch.Dispose(); break; }
+                }
+                channel.Writer.TryComplete();
+            }
+            catch (Exception e) { channel.Writer.TryComplete(e); }
+        });
+        try
+        {
+            while (true)
+            {
+                Batch? next;
+                try
+                {
+                    if (!channel.Reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult()) break;
+                    if (!channel.Reader.TryRead(out next)) continue;
+                }
+                catch (ChannelClosedException e) when (e.InnerException is not null) { throw e.InnerException; }
+                yield return next;
+            }
+        }
+        finally
+        {
+            cts.Cancel();
+            try { producer.Wait(); } catch (AggregateException) { }
+            while (channel.Reader.TryRead(out var left)) left.Dispose();
+        }
+    }
+}

@@ -1,0 +1,170 @@
+using System.Collections.Concurrent;
+using Keras.MobileNet.Backend;
+
+namespace Keras.MobileNet.Data;
+
+public sealed record ImageSample(string Path, int Label);
+
+/// <summary>One split of ROOT/{train,val}/&lt;class&gt;/* : classes are the sorted folder names, labels their index.</summary>
+public sealed record ImageFolderSplit(string Directory, IReadOnlyList<string> Classes, IReadOnlyList<ImageSample> Samples)
+{
+    public int[] CountsPerClass() =>
+        Enumerable.Range(0, Classes.Count).Select(c => Samples.Count(s => s.Label == c)).ToArray();
+}
+
+public static class ImageFolder
+{
+    static readonly HashSet<string> Extensions = new(StringComparer.OrdinalIgnoreCase) { ".jpg", ".jpeg", ".png" };
+
+    /// <summary>
+    /// Scans ROOT/split/&lt;class&gt;/*.{jpg,jpeg,png} (any case), like Keras image_dataset_from_directory and
+    /// torchvision ImageFolder. Pass the train split's classes for val so both share one label map.
+    /// </summary>
+    public static ImageFolderSplit Scan(string root, string split, IReadOnlyList<string>? classes = null)
+    {
+        string dir = Path.Combine(root, split);
+        if (!System.IO.Directory.Exists(dir)) throw new UserError($"data folder {dir} does not exist (expected ROOT/{split}/<class>/*.jpg)");
+        var found = System.IO.Directory.GetDirectories(dir).Select(Path.GetFileName).OfType<string>()
+            .Where(n => !n.StartsWith('.')).OrderBy(n => n, StringComparer.Ordinal).ToList();
+        if (found.Count == 0) throw new UserError($"{dir} has no class folders");
+        if (classes is not null)
+        {
+            var unknown = found.Except(classes).ToList();
+            if (unknown.Count > 0) throw new UserError($"{dir} has class folders not in the train split: {string.Join(", ", unknown)}");
+        }
+        classes ??= found;
+        if (classes.Count < 2) throw new UserError($"{dir} has {classes.Count} class folder; at least 2 are needed");
+        var samples = new List<ImageSample>();
+        foreach (var name in found)
+        {
+            int label = IndexOf(classes, name);
+            var files = System.IO.Directory.EnumerateFiles(Path.Combine(dir, name))
+                .Where(f => Extensions.Contains(Path.GetExtension(f))).OrderBy(f => f, StringComparer.Ordinal).ToList();
+            if (files.Count == 0) throw new UserError($"class folder {Path.Combine(dir, name)} has no images (.jpg, .jpeg, .png)");
+            samples.AddRange(files.Select(f => new ImageSample(f, label)));
+        }
+        return new ImageFolderSplit(dir, classes, samples);
+    }
+
+    static int IndexOf(IReadOnlyList<string> list, string item)
+    {
+        for (int i = 0; i < list.Count; i++) if (list[i] == item) return i;
+        return -1;
+    }
+}
+
+/// <summary>Images that could not be used, each with the reason. Shared by the datasets of a run.</summary>
+public sealed class BadImageLog
+{
+    readonly ConcurrentDictionary<string, string> bad = new();
+    public Action<string>? OnWarning { get; set; }
+
+    public void Add(string path, string why)
+    {
+        if (bad.TryAdd(path, why)) OnWarning?.Invoke($"warning: skipped {path}: {why}");
+    }
+
+    public IReadOnlyDictionary<string, string> Entries => bad;
+    public int Count => bad.Count;
+}
+
+/// <summary>A dataset the loader can draw from: prepared images (the deterministic stage of the transform) and labels.</summary>
+public interface IImageDataset
+{
+    int Count { get; }
+    IReadOnlyList<string> Classes { get; }
+    IImageTransform Transform { get; }
+    int Label(int index);
+    /// <summary>The image after <see cref="IImageTransform.Prepare"/>; null when it cannot be read.</summary>
+    RgbImage? Prepared(int index);
+    /// <summary>Identifies the sample for the random choices (stable across runs).</summary>
+    string Describe(int index);
+}
+
+/// <summary>
+/// Like the notebook's ImagenetteInMemory: every image read and decoded once. What is kept is the output of the
+/// transform's deterministic stage (train: the decoded image; val: the final center crop), as RGB bytes.
+/// </summary>
+public sealed class InMemoryDataset : IImageDataset
+{
+    readonly RgbImage[] images;
+    readonly int[] labels;
+    readonly string[] paths;
+
+    public IReadOnlyList<string> Classes { get; }
+    public IImageTransform Transform { get; }
+    public int Count => images.Length;
+    public long Bytes { get; }
+
+    InMemoryDataset(RgbImage[] images, int[] labels, string[] paths, IReadOnlyList<string> classes, IImageTransform transform)
+    {
+        (this.images, this.labels, this.paths, Classes, Transform) = (images, labels, paths, classes, transform);
+        Bytes = images.Sum(i => i.Bytes);
+    }
+
+    public static InMemoryDataset Build(ImageFolderSplit split, IImageTransform transform, BadImageLog log, int workers,
+        long maxPixels = ImageOps.DefaultMaxPixels, IProgress<int>? progress = null)
+    {
+        var loaded = new RgbImage?[split.Samples.Count];
+        int done = 0;
+        Parallel.For(0, loaded.Length, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, workers) }, i =>
+        {
+            var s = split.Samples[i];
+            try { loaded[i] = transform.Prepare(ImageOps.DecodeFile(s.Path, maxPixels)); }
+            catch (BadImageException e) { log.Add(s.Path, e.Why); }
+            catch (IOException e) { log.Add(s.Path, e.Message); }
+            progress?.Report(Interlocked.Increment(ref done));
+        });
+        var keep = Enumerable.Range(0, loaded.Length).Where(i => loaded[i] is not null).ToArray();
+        if (keep.Length == 0) throw new UserError($"{split.Directory}: no readable images");
+        return new InMemoryDataset(keep.Select(i => loaded[i]!).ToArray(), keep.Select(i => split.Samples[i].Label).ToArray(),
+            keep.Select(i => split.Samples[i].Path).ToArray(), split.Classes, transform);
+    }
+
+    public int Label(int index) => labels[index];
+    public RgbImage? Prepared(int index) => images[index];
+    public string Describe(int index) => paths[index];
+}
+
+/// <summary>Reads and decodes from disk every time (low memory). Unreadable files are logged and skipped.</summary>
+public sealed class StreamingDataset : IImageDataset
+{
+    readonly ImageSample[] samples;
+    readonly BadImageLog log;
+    readonly long maxPixels;
+
+    public IReadOnlyList<string> Classes { get; }
+    public IImageTransform Transform { get; }
+    public int Count => samples.Length;
+
+    public StreamingDataset(ImageFolderSplit split, IImageTransform transform, BadImageLog log, long maxPixels = ImageOps.DefaultMaxPixels)
+    {
+        (Classes, Transform, this.log, this.maxPixels) = (split.Classes, transform, log, maxPixels);
+        // Headers only: empty files, non-images and oversized images are dropped before training starts.
+        var ok = new bool[split.Samples.Count];
+        Parallel.For(0, ok.Length, i =>
+        {
+            var path = split.Samples[i].Path;
+            try
+            {
+                using var f = File.OpenRead(path);
+                ImageOps.CheckHeader(f, path, maxPixels);
+                ok[i] = true;
+            }
+            catch (BadImageException e) { log.Add(path, e.Why); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { log.Add(path, e.Message); }
+        });
+        samples = split.Samples.Where((_, i) => ok[i]).ToArray();
+        if (samples.Length == 0) throw new UserError($"{split.Directory}: no readable images");
+    }
+
+    public int Label(int index) => samples[index].Label;
+
+    public RgbImage? Prepared(int index)
+    {
+        try { return Transform.Prepare(ImageOps.DecodeFile(samples[index].Path, maxPixels)); }
+        catch (BadImageException e) { log.Add(samples[index].Path, e.Why); return null; }
+    }
+
+    public string Describe(int index) => samples[index].Path;
+}

@@ -1,0 +1,206 @@
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats;
+using SixLabors.ImageSharp.PixelFormats;
+using SixLabors.ImageSharp.Processing;
+
+namespace Keras.MobileNet.Data;
+
+/// <summary>A decoded image: interleaved RGB bytes, row-major. The compact in-memory form.</summary>
+public sealed record RgbImage(int Width, int Height, byte[] Pixels)
+{
+    public long Bytes => Pixels.LongLength;
+}
+
+public sealed class BadImageException(string path, string why) : Exception($"{path}: {why}")
+{
+    public string Path { get; } = path;
+    public string Why { get; } = why;
+}
+
+/// <summary>Decoding and the pixel work of the transforms (ImageSharp for decode and resize).</summary>
+public static class ImageOps
+{
+    public const long DefaultMaxPixels = 50_000_000;
+
+    /// <summary>One ImageSharp configuration per call site thread: our workers parallelise, ImageSharp must not.</summary>
+    static readonly Configuration SingleThreaded = CreateConfig();
+
+    static Configuration CreateConfig()
+    {
+        var c = Configuration.Default.Clone();
+        c.MaxDegreeOfParallelism = 1;
+        return c;
+    }
+
+    /// <summary>
+    /// Decodes to RGB. The header is read first: an image claiming more than <paramref name="maxPixels"/> is
+    /// refused before any pixel is decoded. Anything unreadable is a <see cref="BadImageException"/>.
+    /// </summary>
+    public static RgbImage Decode(byte[] data, string path, long maxPixels = DefaultMaxPixels)
+    {
+        using (var header = new MemoryStream(data, writable: false)) CheckHeader(header, path, maxPixels);
+        return Guarded(path, () =>
+        {
+            using var img = Image.Load<Rgb24>(SingleThreaded, data);
+            var pixels = new byte[img.Width * img.Height * 3];
+            img.CopyPixelDataTo(pixels);
+            return new RgbImage(img.Width, img.Height, pixels);
+        });
+    }
+
+    /// <summary>Reads only the header: unknown formats and images over the pixel limit are refused here.</summary>
+    public static (int Width, int Height) CheckHeader(Stream stream, string path, long maxPixels = DefaultMaxPixels)
+    {
+        if (stream.CanSeek && stream.Length == 0) throw new BadImageException(path, "empty file");
+        var info = Guarded(path, () => Image.Identify(SingleThreaded, stream))
+            ?? throw new BadImageException(path, "not an image ImageSharp can read");
+        if ((long)info.Width * info.Height > maxPixels)
+            throw new BadImageException(path, $"{info.Width}x{info.Height} is more than the {maxPixels:N0}-pixel limit");
+        return (info.Width, info.Height);
+    }
+
+    // ImageSharp's decoders throw a variety of exceptions on damaged data (even NullReference): all mean "bad file".
+    static T Guarded<T>(string path, Func<T> decode)
+    {
+        try { return decode(); }
+        catch (Exception e) when (e is not (OutOfMemoryException or BadImageException))
+        {
+            throw new BadImageException(path, e.Message.Split('\n')[0]);
+        }
+    }
+
+    public static RgbImage DecodeFile(string path, long maxPixels = DefaultMaxPixels) => Decode(File.ReadAllBytes(path), path, maxPixels);
+
+    /// <summary>
+    /// Bilinear resize with antialiasing, like PIL's BILINEAR (torchvision's default for PIL input): ImageSharp's
+    /// Triangle resampler widens its support by the scale factor when shrinking.
+    /// </summary>
+    public static RgbImage Resize(RgbImage src, int width, int height)
+    {
+        if (src.Width == width && src.Height == height) return src;
+        using var img = Image.LoadPixelData<Rgb24>(SingleThreaded, src.Pixels, src.Width, src.Height);
+        img.Mutate(x => x.Resize(new ResizeOptions
+        {
+            Size = new Size(width, height), Mode = ResizeMode.Stretch, Sampler = KnownResamplers.Triangle, Compand = false,
+        }));
+        var pixels = new byte[width * height * 3];
+        img.CopyPixelDataTo(pixels);
+        return new RgbImage(width, height, pixels);
+    }
+
+    public static RgbImage Crop(RgbImage src, int top, int left, int size)
+    {
+        var pixels = new byte[size * size * 3];
+        for (int y = 0; y < size; y++)
+            Buffer.BlockCopy(src.Pixels, ((top + y) * src.Width + left) * 3, pixels, y * size * 3, size * 3);
+        return new RgbImage(size, size, pixels);
+    }
+
+    /// <summary>ToTensor then Normalize as torchvision computes them in float32: (v / 255 - mean) / std.</summary>
+    public static float[][] NormalizeTable(float[] mean, float[] std)
+    {
+        var lut = new float[3][];
+        for (int c = 0; c < 3; c++)
+        {
+            lut[c] = new float[256];
+            for (int v = 0; v < 256; v++) lut[c][v] = ((float)v / 255f - mean[c]) / std[c];
+        }
+        return lut;
+    }
+
+    /// <summary>Writes an RGB image of exactly size x size into CHW floats, normalized.</summary>
+    public static void ToChw(RgbImage img, float[][] lut, Span<float> dest)
+    {
+        int plane = img.Width * img.Height;
+        if (dest.Length != 3 * plane) throw new ArgumentException("destination does not match the image");
+        var px = img.Pixels;
+        var (r, g, b) = (lut[0], lut[1], lut[2]);
+        for (int i = 0; i < plane; i++)
+        {
+            dest[i] = r[px[3 * i]];
+            dest[plane + i] = g[px[3 * i + 1]];
+            dest[2 * plane + i] = b[px[3 * i + 2]];
+        }
+    }
+
+    /// <summary>
+    /// RandomRotation (nearest, about the centre, canvas kept, black fill), RandomCrop and RandomHorizontalFlip,
+    /// then ToTensor + Normalize, fused into one pass over the output pixels. The inverse mapping is PIL's:
+    /// output pixel centre (x + 0.5, y + 0.5) rotated by -angle about (w / 2, h / 2), then floored.
+    /// </summary>
+    public static void RotateCropFlip(RgbImage resized, AugmentParams p, int size, float[][] lut, Span<float> dest)
+    {
+        int w = resized.Width, h = resized.Height, plane = size * size;
+        if (dest.Length != 3 * plane) throw new ArgumentException("destination does not match the crop");
+        double theta = -p.AngleDegrees * Math.PI / 180.0;
+        // PIL rounds the matrix to 15 decimals; keep that so the sampled pixels agree.
+        double cos = Math.Round(Math.Cos(theta), 15), sin = Math.Round(Math.Sin(theta), 15);
+        double cx = w / 2.0, cy = h / 2.0;
+        var px = resized.Pixels;
+        float zr = lut[0][0], zg = lut[1][0], zb = lut[2][0];
+        for (int y = 0; y < size; y++)
+        {
+            double dy = p.Top + y + 0.5 - cy;
+            for (int x = 0; x < size; x++)
+            {
+                int xo = p.Flip ? size - 1 - x : x;        // flip the crop: output column x shows crop column xo
+                double dx = p.Left + xo + 0.5 - cx;
+                double sx = cos * dx + sin * dy + cx;
+                double sy = -sin * dx + cos * dy + cy;
+                int o = y * size + x;
+                if (sx < 0 || sy < 0 || sx >= w || sy >= h)
+                {
+                    dest[o] = zr; dest[plane + o] = zg; dest[2 * plane + o] = zb;
+                    continue;
+                }
+                int s = ((int)sy * w + (int)sx) * 3;
+                dest[o] = lut[0][px[s]];
+                dest[plane + o] = lut[1][px[s + 1]];
+                dest[2 * plane + o] = lut[2][px[s + 2]];
+            }
+        }
+    }
+}
+
+/// <summary>
+/// A transform in two stages: a deterministic <see cref="Prepare"/> (what an in-memory cache may keep) and a
+/// per-sample <see cref="Finish"/> that writes normalized CHW floats.
+/// </summary>
+public interface IImageTransform
+{
+    int OutputSize { get; }
+    RgbImage Prepare(RgbImage decoded);
+    void Finish(RgbImage prepared, long seed, long epoch, long index, Span<float> dest);
+}
+
+/// <summary>The notebook's train transform: RandomResize -> RandomRotation -> RandomCrop -> RandomHorizontalFlip -> Normalize.</summary>
+public sealed class TrainTransform(TransformConfig cfg) : IImageTransform
+{
+    readonly float[][] lut = ImageOps.NormalizeTable(cfg.Mean, cfg.Std);
+    public int OutputSize => cfg.ImageSize;
+    public RgbImage Prepare(RgbImage decoded) => decoded;
+
+    public void Finish(RgbImage img, long seed, long epoch, long index, Span<float> dest)
+    {
+        var p = Geometry.Sample(cfg, seed, epoch, index, img.Width, img.Height);
+        var (w, h) = Geometry.ResizeShorter(img.Width, img.Height, p.ResizeShort);
+        ImageOps.RotateCropFlip(ImageOps.Resize(img, w, h), p, cfg.ImageSize, lut, dest);
+    }
+}
+
+/// <summary>The notebook's val transform: Resize(256) -> CenterCrop(224) -> Normalize. All of it is deterministic.</summary>
+public sealed class ValTransform(TransformConfig cfg) : IImageTransform
+{
+    readonly float[][] lut = ImageOps.NormalizeTable(cfg.Mean, cfg.Std);
+    public int OutputSize => cfg.ImageSize;
+
+    public RgbImage Prepare(RgbImage decoded)
+    {
+        var (w, h) = Geometry.ResizeShorter(decoded.Width, decoded.Height, cfg.ValResize);
+        var (top, left) = Geometry.CenterCrop(w, h, cfg.ImageSize);
+        return ImageOps.Crop(ImageOps.Resize(decoded, w, h), top, left, cfg.ImageSize);
+    }
+
+    public void Finish(RgbImage prepared, long seed, long epoch, long index, Span<float> dest) =>
+        ImageOps.ToChw(prepared, lut, dest);
+}

@@ -1,0 +1,54 @@
+using System.CommandLine;
+using System.Globalization;
+using Keras.MobileNet.Architecture;
+using Keras.MobileNet.Model;
+using Spectre.Console;
+
+namespace Keras.MobileNet.Cli;
+
+public static class SummaryCommand
+{
+    public static Command Create()
+    {
+        var width = new Option<double>("--width") { Description = "Width multiplier (> 0)", DefaultValueFactory = _ => 1.0 };
+        var arch = new Option<string>("--arch") { Description = "paper (torchvision/Keras) or notebook", DefaultValueFactory = _ => "paper" };
+        var classes = new Option<int>("--classes") { Description = "Number of classes (>= 2)", DefaultValueFactory = _ => 1000 };
+        var size = new Option<int>("--image-size") { Description = "Square input size in pixels (>= 32)", DefaultValueFactory = _ => 224 };
+        var check = new Option<bool>("--check") { Description = "Also build the module and compare its parameter count" };
+        var cmd = new Command("summary", "Print a Keras-style layer table with params and MACs") { width, arch, classes, size, check };
+        cmd.SetAction(p => App.Guard(p, () =>
+        {
+            var spec = MobileNetV2Spec.Build(MobileNetV2Spec.ParsePreset(p.GetValue(arch)!), p.GetValue(width), p.GetValue(classes));
+            int s = p.GetValue(size);
+            Print(spec, s);
+            if (p.GetValue(check))
+            {
+                Backend.TorchRuntime.Initialize();
+                using var model = Factories.MobileNetV2(spec);
+                long live = model.parameters().Sum(t => t.numel());
+                Console.WriteLine($"Built module params: {N(live)} ({(live == Counts.Of(spec, s, s).Trainable ? "matches" : "DIFFERS")})");
+            }
+            return 0;
+        }));
+        return cmd;
+    }
+
+    public static string N(long v) => v.ToString("N0", CultureInfo.InvariantCulture);
+
+    public static void Print(NetworkSpec spec, int imageSize)
+    {
+        var layers = Counts.Layers(spec, imageSize, imageSize);
+        var table = new Table().Border(TableBorder.Simple)
+            .AddColumn("Layer (type)").AddColumn("Output Shape").AddColumn(new TableColumn("Param #").RightAligned());
+        foreach (var l in layers)
+            table.AddRow(Markup.Escape($"{l.Name} ({l.Kind})"), $"(None, {l.Channels}, {l.Height}, {l.Width})",
+                N(l.Trainable + l.NonTrainable));
+        Console.WriteLine($"Model: \"mobilenetv2_{spec.Width.ToString(CultureInfo.InvariantCulture)}_{spec.Preset.ToString().ToLowerInvariant()}\"  input (None, 3, {imageSize}, {imageSize})");
+        App.Console2.Write(table);
+        var c = Counts.Of(spec, imageSize, imageSize);
+        Console.WriteLine($"Total params: {N(c.Total)}");
+        Console.WriteLine($"Trainable params: {N(c.Trainable)}");
+        Console.WriteLine($"Non-trainable params: {N(c.NonTrainable)}");
+        Console.WriteLine($"MACs: {N(c.Macs)}");
+    }
+}

@@ -1,0 +1,322 @@
+using System.Formats.Tar;
+using System.Security.Cryptography;
+using Keras.MobileNet.Backend;
+using Keras.MobileNet.Data;
+using NUnit.Framework;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+using SixLabors.ImageSharp.Processing;
+using static TorchSharp.torch;
+
+namespace Keras.MobileNet.Tests;
+
+public class DownloadTests
+{
+    string dir = "";
+    static readonly string[] Wnids = ["n01440764", "n02102040", "n02979186"];
+
+    [SetUp] public void MakeDir() => dir = Directory.CreateTempSubdirectory("km-dl").FullName;
+    [TearDown] public void RemoveDir() => Directory.Delete(dir, true);
+
+    static ImagenetteArchive Spec(byte[] tgz, string? md5 = null) =>
+        new("160", "imagenette2-160.tgz", "imagenette2-160", md5 ?? Convert.ToHexStringLower(MD5.HashData(tgz)),
+            Convert.ToHexStringLower(SHA256.HashData(tgz)), tgz.Length);
+
+    [Test]
+    public async Task Download_verifies_extracts_and_a_second_run_makes_no_request()
+    {
+        byte[] tgz = TestData.ImagenetteTgz("imagenette2-160", Wnids, 2);
+        using var server = new LoopbackServer();
+        server.Add("imagenette2-160.tgz", tgz);
+        using var http = new HttpClient();
+        var seen = new List<DownloadProgress>();
+        string folder = await Imagenette.EnsureAsync(Spec(tgz), dir, server.BaseUrl, http, new SyncProgress<DownloadProgress>(seen.Add));
+        Assert.That(server.Requests, Is.EqualTo(1));
+        Assert.That(seen.Last().Bytes, Is.EqualTo(tgz.Length));
+        Assert.That(File.Exists(Path.Combine(folder, "noisy_imagenette.csv")));
+        var train = ImageFolder.Scan(folder, "train");
+        var val = ImageFolder.Scan(folder, "val", train.Classes);
+        Assert.That(train.Classes, Is.EqualTo(Wnids));
+        Assert.That(train.Classes.Select(Imagenette.HumanName), Is.EqualTo(new[] { "tench", "English springer", "cassette player" }));
+        Assert.That(train.CountsPerClass(), Is.EqualTo(new[] { 2, 2, 2 }));
+        Assert.That(val.Samples.Select(s => s.Label), Is.EqualTo(new[] { 0, 0, 1, 1, 2, 2 }));
+        Assert.That(Directory.GetDirectories(dir).Select(Path.GetFileName), Is.EqualTo(new[] { "imagenette2-160" }), "no staging left over");
+
+        await Imagenette.EnsureAsync(Spec(tgz), dir, server.BaseUrl, http);
+        Assert.That(server.Requests, Is.EqualTo(1), "second run finds the folder");
+    }
+
+    [Test]
+    public void Wrong_checksum_leaves_nothing_extracted()
+    {
+        byte[] tgz = TestData.ImagenetteTgz("imagenette2-160", Wnids, 1);
+        using var server = new LoopbackServer();
+        server.Add("imagenette2-160.tgz", tgz);
+        using var http = new HttpClient();
+        Assert.That(async () => await Imagenette.EnsureAsync(Spec(tgz, new string('0', 32)), dir, server.BaseUrl, http),
+            Throws.InstanceOf<UserError>().With.Message.Contains("checksum mismatch"));
+        Assert.That(Directory.EnumerateFileSystemEntries(dir), Is.Empty);
+    }
+
+    [Test]
+    public async Task Cut_download_resumes_with_a_range_request()
+    {
+        byte[] tgz = TestData.ImagenetteTgz("imagenette2-160", Wnids, 3);
+        using var server = new LoopbackServer { CutFirstResponseAfter = 10_000 };
+        server.Add("imagenette2-160.tgz", tgz);
+        using var http = new HttpClient();
+        Assert.That(async () => await Imagenette.EnsureAsync(Spec(tgz), dir, server.BaseUrl, http),
+            Throws.InstanceOf<UserError>().With.Message.Contains("run again to resume"));
+        long partial = new FileInfo(Path.Combine(dir, "imagenette2-160.tgz.part")).Length;
+        Assert.That(partial, Is.GreaterThan(0).And.LessThan(tgz.Length));
+        string folder = await Imagenette.EnsureAsync(Spec(tgz), dir, server.BaseUrl, http);
+        Assert.That(server.RangeHeaders.Last(), Is.EqualTo($"bytes={partial}-"));
+        Assert.That(File.ReadAllBytes(Path.Combine(dir, "imagenette2-160.tgz")), Is.EqualTo(tgz));
+        Assert.That(ImageFolder.Scan(folder, "train").Samples, Has.Count.EqualTo(9));
+    }
+
+    [Test]
+    public void Unreachable_mirror_names_the_url_and_the_manual_step()
+    {
+        using var http = new HttpClient();
+        var spec = Spec([1, 2, 3]);
+        Assert.That(async () => await Imagenette.EnsureAsync(spec, dir, "http://127.0.0.1:9/", http),
+            Throws.InstanceOf<UserError>().With.Message.Contains("http://127.0.0.1:9/imagenette2-160.tgz")
+                .And.Message.Contains("place the archive by hand"));
+    }
+
+    public static IEnumerable<TestCaseData> EvilArchives()
+    {
+        yield return new TestCaseData((Action<TarWriter>)(t => TestData.AddFile(t, "../x", [1]))).SetName("Refuses_dotdot");
+        yield return new TestCaseData((Action<TarWriter>)(t => TestData.AddFile(t, "ok/../../x", [1]))).SetName("Refuses_nested_dotdot");
+        yield return new TestCaseData((Action<TarWriter>)(t => TestData.AddFile(t, "/abs/x", [1]))).SetName("Refuses_absolute");
+        yield return new TestCaseData((Action<TarWriter>)(t =>
+        {
+            TestData.AddFile(t, "a/file", [1]);
+            t.WriteEntry(new PaxTarEntry(TarEntryType.SymbolicLink, "a/link") { LinkName = "../../outside" });
+        })).SetName("Refuses_outside_symlink");
+        yield return new TestCaseData((Action<TarWriter>)(t =>
+            t.WriteEntry(new PaxTarEntry(TarEntryType.SymbolicLink, "a/link") { LinkName = "/etc/passwd" }))).SetName("Refuses_absolute_symlink");
+        yield return new TestCaseData((Action<TarWriter>)(t =>
+            t.WriteEntry(new PaxTarEntry(TarEntryType.CharacterDevice, "a/dev")))).SetName("Refuses_device");
+    }
+
+    [TestCaseSource(nameof(EvilArchives))]
+    public void Evil_archive_is_refused_and_nothing_lands(Action<TarWriter> write)
+    {
+        string data = Path.Combine(dir, "data");
+        Directory.CreateDirectory(data);
+        string archive = Path.Combine(dir, "evil.tgz");
+        File.WriteAllBytes(archive, TestData.Tgz(write));
+        Assert.That(() => SafeTar.ExtractTgz(archive, Path.Combine(data, "out")),
+            Throws.InstanceOf<UserError>().With.Message.Contains("refusing"));
+        Assert.That(Directory.EnumerateFileSystemEntries(data), Is.Empty, "nothing extracted, no temp folder left");
+        Assert.That(Directory.EnumerateFileSystemEntries(dir).Select(Path.GetFileName), Is.EquivalentTo(new[] { "data", "evil.tgz" }));
+        Assert.That(File.Exists("/abs/x"), Is.False);
+    }
+
+    [Test]
+    public void Inside_symlink_is_kept()
+    {
+        string archive = Path.Combine(dir, "ok.tgz");
+        File.WriteAllBytes(archive, TestData.Tgz(t =>
+        {
+            TestData.AddFile(t, "a/file", [7]);
+            t.WriteEntry(new PaxTarEntry(TarEntryType.SymbolicLink, "a/b/link") { LinkName = "../file" });
+        }));
+        SafeTar.ExtractTgz(archive, Path.Combine(dir, "out"));
+        Assert.That(File.ReadAllBytes(Path.Combine(dir, "out", "a", "b", "link")), Is.EqualTo(new byte[] { 7 }));
+    }
+
+    sealed class SyncProgress<T>(Action<T> report) : IProgress<T> { public void Report(T value) => report(value); }
+}
+
+public class PipelineTests
+{
+    string dir = "";
+    [OneTimeSetUp] public void Make() => dir = TestData.ImageFolder(Directory.CreateTempSubdirectory("km-pipe").FullName, ["a", "b", "c"], 6, 2, 120, 90);
+    [OneTimeTearDown] public void Remove() => Directory.Delete(dir, true);
+
+    static float[] Flat(Tensor t) => t.contiguous().data<float>().ToArray();
+
+    DataLoader Loader(int workers, bool inMemory, int size = 64)
+    {
+        var split = ImageFolder.Scan(dir, "train");
+        var transform = new TrainTransform(TransformConfig.For(size));
+        var log = new BadImageLog();
+        IImageDataset ds = inMemory ? InMemoryDataset.Build(split, transform, log, workers) : new StreamingDataset(split, transform, log);
+        return new DataLoader(ds, 5, shuffle: true, seed: 42, workers, CPU);
+    }
+
+    static List<(float[] X, long[] Y)> Take(DataLoader loader, int epoch) =>
+        loader.Epoch(epoch).Select(b => { using (b) return (Flat(b.Images), b.Labels.data<long>().ToArray()); }).ToList();
+
+    [Test]
+    public void Same_seed_gives_identical_batches_with_1_and_4_workers_and_across_runs_epochs_differ()
+    {
+        var one = Take(Loader(1, inMemory: true), 0);
+        var four = Take(Loader(4, inMemory: true), 0);
+        var again = Take(Loader(4, inMemory: false), 0);
+        Assert.That(one, Has.Count.EqualTo(4), "18 images in batches of 5: the last partial batch is kept");
+        Assert.That(one[^1].Y, Has.Length.EqualTo(3));
+        for (int b = 0; b < one.Count; b++)
+        {
+            Assert.That(four[b].X, Is.EqualTo(one[b].X), $"batch {b}, 4 workers");
+            Assert.That(four[b].Y, Is.EqualTo(one[b].Y));
+            Assert.That(again[b].X, Is.EqualTo(one[b].X), $"batch {b}, second run (streaming)");
+        }
+        var next = Take(Loader(2, inMemory: true), 1);
+        Assert.That(next.Select(b => b.Y).SelectMany(y => y), Is.Not.EqualTo(one.SelectMany(b => b.Y)), "another epoch, another order");
+        Assert.That(next[0].X, Is.Not.EqualTo(one[0].X));
+    }
+
+    [Test]
+    public void Resumed_epoch_skips_batches_without_changing_them()
+    {
+        var loader = Loader(2, inMemory: true);
+        var full = Take(loader, 3);
+        var tail = loader.Epoch(3, skipBatches: 2).Select(b => { using (b) return Flat(b.Images); }).ToList();
+        Assert.That(tail, Has.Count.EqualTo(2));
+        Assert.That(tail[0], Is.EqualTo(full[2].X));
+    }
+
+    [Test]
+    public void Augment_parameters_are_pure_and_cover_their_ranges()
+    {
+        var cfg = TransformConfig.For(224);
+        Assert.That(cfg.TrainResizes, Is.EqualTo(new[] { 256, 296, 384 }));
+        Assert.That(cfg.ValResize, Is.EqualTo(256));
+        var ps = Enumerable.Range(0, 400).Select(i => Geometry.Sample(cfg, 7, 0, i, 500, 375)).ToList();
+        Assert.That(Geometry.Sample(cfg, 7, 0, 11, 500, 375), Is.EqualTo(ps[11]));
+        Assert.That(ps.Select(p => p.ResizeShort).Distinct().Order(), Is.EqualTo(new[] { 256, 296, 384 }));
+        Assert.That(ps.All(p => Math.Abs(p.AngleDegrees) <= 10));
+        Assert.That(ps.Min(p => p.AngleDegrees), Is.LessThan(-8));
+        Assert.That(ps.Max(p => p.AngleDegrees), Is.GreaterThan(8));
+        Assert.That(ps.Count(p => p.Flip), Is.InRange(160, 240));
+        foreach (var p in ps)
+        {
+            var (w, h) = Geometry.ResizeShorter(500, 375, p.ResizeShort);
+            Assert.That(p.Top, Is.InRange(0, h - 224));
+            Assert.That(p.Left, Is.InRange(0, w - 224));
+        }
+        Assert.That(ps.Select(p => p.Left).Distinct().Count(), Is.GreaterThan(50));
+        Assert.That(TransformConfig.For(112).TrainResizes, Is.EqualTo(new[] { 128, 148, 192 }));
+    }
+
+    [Test]
+    public void Resize_and_center_crop_geometry_follow_torchvision()
+    {
+        Assert.That(Geometry.ResizeShorter(500, 375, 256), Is.EqualTo((341, 256)));   // int(256 * 500 / 375) = 341
+        Assert.That(Geometry.ResizeShorter(375, 500, 256), Is.EqualTo((256, 341)));
+        Assert.That(Geometry.CenterCrop(341, 256, 224), Is.EqualTo((16, 58)));       // round(58.5) = 58 (half to even)
+        Assert.That(Geometry.CenterCrop(227, 225, 224), Is.EqualTo((0, 2)));          // round(0.5) = 0, round(1.5) = 2
+    }
+
+    [Test]
+    public void Val_transform_matches_an_independent_reference()
+    {
+        byte[] jpeg = TestData.Jpeg(300, 200, 5);
+        var cfg = TransformConfig.For(64); // Resize(73) -> CenterCrop(64)
+        Assert.That(cfg.ValResize, Is.EqualTo(73));
+        var t = new ValTransform(cfg);
+        var dest = new float[3 * 64 * 64];
+        t.Finish(t.Prepare(ImageOps.Decode(jpeg, "x.jpg")), 0, 0, 0, dest);
+
+        // Reference: ImageSharp directly, Python's formulas written out here.
+        using var img = Image.Load<Rgb24>(jpeg);
+        int newW = (int)(73.0 * 300 / 200), newH = 73;                 // 109 x 73
+        img.Mutate(x => x.Resize(newW, newH, KnownResamplers.Triangle));
+        int top = (int)Math.Round((newH - 64) / 2.0, MidpointRounding.ToEven);  // round(4.5) = 4
+        int left = (int)Math.Round((newW - 64) / 2.0, MidpointRounding.ToEven); // round(22.5) = 22
+        Assert.That((top, left), Is.EqualTo((4, 22)));
+        float[] mean = [0.4625f, 0.4580f, 0.4295f], std = [0.2452f, 0.2390f, 0.2469f];
+        double worst = 0;
+        for (int y = 0; y < 64; y++)
+            for (int x = 0; x < 64; x++)
+            {
+                var p = img[left + x, top + y];
+                byte[] rgb = [p.R, p.G, p.B];
+                for (int c = 0; c < 3; c++)
+                    worst = Math.Max(worst, Math.Abs(dest[c * 4096 + y * 64 + x] - (rgb[c] / 255.0 - mean[c]) / std[c]));
+            }
+        Assert.That(worst, Is.LessThan(1e-5));
+    }
+
+    [Test]
+    public void Train_samples_have_the_right_shape_range_and_really_vary()
+    {
+        var cfg = TransformConfig.For(64);
+        var t = new TrainTransform(cfg);
+        var img = ImageOps.Decode(TestData.Jpeg(200, 150, 3), "x.jpg");
+        var outs = Enumerable.Range(0, 16).Select(i => { var d = new float[3 * 64 * 64]; t.Finish(img, 1, 0, i, d); return d; }).ToList();
+        float lo = Enumerable.Range(0, 3).Min(c => -cfg.Mean[c] / cfg.Std[c]), hi = Enumerable.Range(0, 3).Max(c => (1 - cfg.Mean[c]) / cfg.Std[c]);
+        Assert.That(outs.All(o => o.All(v => v >= lo - 1e-4 && v <= hi + 1e-4)), "values are normalized [0, 1] pixels");
+        Assert.That(outs.Select(o => o.Average()).Distinct().Count(), Is.GreaterThan(10), "crops differ");
+        // A flip is a mirror: find two samples with the same choices but the flip, and compare.
+        var cfgNoRot = cfg with { MaxRotationDegrees = 0 };
+        var p = Geometry.Sample(cfgNoRot, 1, 0, 0, 200, 150);
+        var (w, h) = Geometry.ResizeShorter(200, 150, p.ResizeShort);
+        var resized = ImageOps.Resize(img, w, h);
+        var lut = ImageOps.NormalizeTable(cfg.Mean, cfg.Std);
+        float[] a = new float[3 * 4096], b = new float[3 * 4096];
+        ImageOps.RotateCropFlip(resized, p with { Flip = false }, 64, lut, a);
+        ImageOps.RotateCropFlip(resized, p with { Flip = true }, 64, lut, b);
+        Assert.That(b[5], Is.EqualTo(a[63 - 5]));
+        Assert.That(a, Is.Not.EqualTo(b));
+        // Without rotation the crop is a plain window of the resized image.
+        Assert.That(a[0], Is.EqualTo(lut[0][resized.Pixels[(p.Top * w + p.Left) * 3]]));
+        // A 10 degree rotation leaves black (fill 0) corners when the crop touches the edge.
+        var corner = new AugmentParams(p.ResizeShort, 10, 0, 0, false);
+        ImageOps.RotateCropFlip(resized, corner, 64, lut, a);
+        Assert.That(a[0], Is.EqualTo(lut[0][0]));
+    }
+
+    [Test]
+    public void Corrupt_and_empty_images_are_skipped_and_reported()
+    {
+        string root = Directory.CreateTempSubdirectory("km-bad").FullName;
+        try
+        {
+            TestData.ImageFolder(root, ["x", "y"], 3, 1);
+            File.WriteAllBytes(Path.Combine(root, "train", "x", "empty.jpg"), []);
+            var jpeg = TestData.Jpeg(80, 60, 9);
+            File.WriteAllBytes(Path.Combine(root, "train", "y", "corrupt.jpg"), jpeg.Take(40).Concat(new byte[200]).ToArray());
+            var split = ImageFolder.Scan(root, "train");
+            Assert.That(split.Samples, Has.Count.EqualTo(8));
+            var messages = new List<string>();
+            var log = new BadImageLog { OnWarning = m => { lock (messages) messages.Add(m); } };
+            var ds = InMemoryDataset.Build(split, new TrainTransform(TransformConfig.For(32)), log, 2);
+            Assert.That(ds.Count, Is.EqualTo(6));
+            Assert.That(log.Entries.Keys.Select(Path.GetFileName), Is.EquivalentTo(new[] { "empty.jpg", "corrupt.jpg" }));
+            Assert.That(messages, Has.Some.Contains("empty.jpg"));
+            var streaming = new StreamingDataset(split, new TrainTransform(TransformConfig.For(32)), new BadImageLog());
+            Assert.That(streaming.Count, Is.LessThanOrEqualTo(7));
+            var batches = new DataLoader(ds, 4, true, 0, 2, CPU).Epoch(0).Select(b => { using (b) return b.Count; }).ToList();
+            Assert.That(batches.Sum(), Is.EqualTo(6));
+        }
+        finally { Directory.Delete(root, true); }
+    }
+
+    [Test]
+    public void Oversized_header_is_rejected_before_decoding()
+    {
+        var jpeg = TestData.Jpeg(100, 100, 1);
+        Assert.That(() => ImageOps.Decode(jpeg, "big.jpg", maxPixels: 9_999),
+            Throws.InstanceOf<BadImageException>().With.Message.Contains("pixel limit"));
+    }
+
+    [Test]
+    public void Empty_class_folder_and_missing_split_are_clear_errors()
+    {
+        string root = Directory.CreateTempSubdirectory("km-empty").FullName;
+        try
+        {
+            Assert.That(() => ImageFolder.Scan(root, "train"), Throws.InstanceOf<UserError>().With.Message.Contains("does not exist"));
+            TestData.ImageFolder(root, ["x", "y"], 1, 0);
+            Assert.That(() => ImageFolder.Scan(root, "val"), Throws.InstanceOf<UserError>().With.Message.Contains("no images"));
+            Directory.CreateDirectory(Path.Combine(root, "train", "z"));
+            Assert.That(() => ImageFolder.Scan(root, "train"), Throws.InstanceOf<UserError>().With.Message.Contains("has no images"));
+        }
+        finally { Directory.Delete(root, true); }
+    }
+}

@@ -1,0 +1,152 @@
+using System.Formats.Tar;
+using System.IO.Compression;
+using System.Net;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace Keras.MobileNet.Tests;
+
+/// <summary>Images, folders and archives the tests make themselves.</summary>
+static class TestData
+{
+    /// <summary>A photo-like JPEG: smooth gradients plus noise, reproducible from the seed.</summary>
+    public static byte[] Jpeg(int width, int height, int seed, int quality = 90)
+    {
+        var rng = new Random(seed);
+        using var img = new Image<Rgb24>(width, height);
+        double a = rng.NextDouble() * 6, b = rng.NextDouble() * 6;
+        for (int y = 0; y < height; y++)
+            for (int x = 0; x < width; x++)
+            {
+                double u = (double)x / width, v = (double)y / height;
+                img[x, y] = new Rgb24((byte)(127 + 120 * Math.Sin(a * u + b * v)), (byte)(255 * u * v),
+                    (byte)Math.Clamp(128 + 100 * Math.Cos(b * u * 3) + rng.Next(-20, 20), 0, 255));
+            }
+        using var ms = new MemoryStream();
+        img.SaveAsJpeg(ms, new SixLabors.ImageSharp.Formats.Jpeg.JpegEncoder { Quality = quality });
+        return ms.ToArray();
+    }
+
+    /// <summary>ROOT/{train,val}/&lt;class&gt;/*.JPEG with a few images per class.</summary>
+    public static string ImageFolder(string root, string[] classes, int perClassTrain, int perClassVal, int w = 80, int h = 60)
+    {
+        int seed = 0;
+        foreach (var (split, n) in new[] { ("train", perClassTrain), ("val", perClassVal) })
+            foreach (var c in classes)
+            {
+                string dir = Path.Combine(root, split, c);
+                Directory.CreateDirectory(dir);
+                for (int i = 0; i < n; i++) File.WriteAllBytes(Path.Combine(dir, $"{c}_{i}.JPEG"), Jpeg(w + i, h, seed++));
+            }
+        return root;
+    }
+
+    /// <summary>A .tgz of an Imagenette-shaped tree (folder/{train,val}/wnid/*.JPEG + noisy_imagenette.csv).</summary>
+    public static byte[] ImagenetteTgz(string folder, string[] wnids, int perClass)
+    {
+        using var ms = new MemoryStream();
+        using (var gz = new GZipStream(ms, CompressionLevel.Fastest, leaveOpen: true))
+        using (var tar = new TarWriter(gz, TarEntryFormat.Pax))
+        {
+            var csv = new System.Text.StringBuilder("path,noisy_labels_0,noisy_labels_1,noisy_labels_5,noisy_labels_25,noisy_labels_50,is_valid\n");
+            int seed = 100;
+            foreach (var split in new[] { "train", "val" })
+                foreach (var w in wnids)
+                    for (int i = 0; i < perClass; i++)
+                    {
+                        string name = $"{split}/{w}/{w}_{i}.JPEG";
+                        AddFile(tar, $"{folder}/{name}", Jpeg(64 + i, 48, seed++));
+                        csv.Append($"{name},{w},{w},{w},{w},{w},{split == "val"}\n");
+                    }
+            AddFile(tar, $"{folder}/noisy_imagenette.csv", System.Text.Encoding.UTF8.GetBytes(csv.ToString()));
+        }
+        return ms.ToArray();
+    }
+
+    public static void AddFile(TarWriter tar, string name, byte[] data)
+    {
+        var e = new PaxTarEntry(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(data) };
+        tar.WriteEntry(e);
+    }
+
+    public static byte[] Tgz(Action<TarWriter> write)
+    {
+        using var ms = new MemoryStream();
+        using (var gz = new GZipStream(ms, CompressionLevel.Fastest, leaveOpen: true))
+        using (var tar = new TarWriter(gz, TarEntryFormat.Pax)) write(tar);
+        return ms.ToArray();
+    }
+}
+
+/// <summary>
+/// A file server on 127.0.0.1 for download tests: honours Range, counts requests, and can cut the first
+/// response after a number of bytes.
+/// </summary>
+sealed class LoopbackServer : IDisposable
+{
+    readonly HttpListener listener = new();
+    readonly Dictionary<string, byte[]> files = new();
+    readonly Task loop;
+    public int Requests;
+    public readonly List<string?> RangeHeaders = [];
+    public long? CutFirstResponseAfter { get; set; }
+    public string BaseUrl { get; }
+
+    public LoopbackServer()
+    {
+        var probe = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        int port = ((IPEndPoint)probe.LocalEndpoint).Port;
+        probe.Stop();
+        BaseUrl = $"http://127.0.0.1:{port}/";
+        listener.Prefixes.Add(BaseUrl);
+        listener.Start();
+        loop = Task.Run(Serve);
+    }
+
+    public void Add(string name, byte[] data) { lock (files) files[name] = data; }
+
+    async Task Serve()
+    {
+        while (listener.IsListening)
+        {
+            HttpListenerContext ctx;
+            try { ctx = await listener.GetContextAsync(); } catch { return; }
+            int n = Interlocked.Increment(ref Requests);
+            string? range = ctx.Request.Headers["Range"];
+            lock (RangeHeaders) RangeHeaders.Add(range);
+            byte[]? data;
+            lock (files) files.TryGetValue(ctx.Request.Url!.AbsolutePath.TrimStart('/'), out data);
+            if (data is null) { ctx.Response.StatusCode = 404; ctx.Response.Close(); continue; }
+            long start = 0;
+            if (range is not null && range.StartsWith("bytes=")) start = long.Parse(range[6..].TrimEnd('-').Split('-')[0]);
+            if (start > 0)
+            {
+                ctx.Response.StatusCode = 206;
+                ctx.Response.Headers["Content-Range"] = $"bytes {start}-{data.Length - 1}/{data.Length}";
+            }
+            ctx.Response.ContentLength64 = data.Length - start;
+            try
+            {
+                if (n == 1 && CutFirstResponseAfter is long cut)
+                {
+                    await ctx.Response.OutputStream.WriteAsync(data.AsMemory((int)start, (int)cut));
+                    await ctx.Response.OutputStream.FlushAsync();
+                    ctx.Response.Abort();
+                    continue;
+                }
+                await ctx.Response.OutputStream.WriteAsync(data.AsMemory((int)start));
+                ctx.Response.Close();
+            }
+            catch (HttpListenerException) { }
+            catch (IOException) { }
+        }
+    }
+
+    public void Dispose()
+    {
+        listener.Stop();
+        listener.Close();
+        try { loop.Wait(2000); } catch (AggregateException) { }
+    }
+}
