@@ -13,9 +13,12 @@ public static class App
     {
         var root = new RootCommand("Keras.MobileNet: train, evaluate and compare MobileNetV2 widths (TorchSharp backend).");
         root.Options.Add(Verbose);
-        // TrainCommand.Configure(root);
+        TrainCommand.Configure(root);
         root.Subcommands.Add(SummaryCommand.Create());
-        // foreach (var extra in ExtraCommands()) root.Subcommands.Add(extra);
+        root.Subcommands.Add(DownloadCommand.Create());
+        root.Subcommands.Add(EvaluateCommand.Create());
+        root.Subcommands.Add(PredictCommand.Create());
+        root.Subcommands.Add(SynthCommand.Create());
         return root;
     }
 

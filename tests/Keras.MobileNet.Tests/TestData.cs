@@ -9,23 +9,7 @@ namespace Keras.MobileNet.Tests;
 /// <summary>Images, folders and archives the tests make themselves.</summary>
 static class TestData
 {
-    /// <summary>A photo-like JPEG: smooth gradients plus noise, reproducible from the seed.</summary>
-    public static byte[] Jpeg(int width, int height, int seed, int quality = 90)
-    {
-        var rng = new Random(seed);
-        using var img = new Image<Rgb24>(width, height);
-        double a = rng.NextDouble() * 6, b = rng.NextDouble() * 6;
-        for (int y = 0; y < height; y++)
-            for (int x = 0; x < width; x++)
-            {
-                double u = (double)x / width, v = (double)y / height;
-                img[x, y] = new Rgb24((byte)(127 + 120 * Math.Sin(a * u + b * v)), (byte)(255 * u * v),
-                    (byte)Math.Clamp(128 + 100 * Math.Cos(b * u * 3) + rng.Next(-20, 20), 0, 255));
-            }
-        using var ms = new MemoryStream();
-        img.SaveAsJpeg(ms, new SixLabors.ImageSharp.Formats.Jpeg.JpegEncoder { Quality = quality });
-        return ms.ToArray();
-    }
+    public static byte[] Jpeg(int width, int height, int seed) => Keras.MobileNet.Data.Synthetic.PhotoJpeg(width, height, seed);
 
     /// <summary>ROOT/{train,val}/&lt;class&gt;/*.JPEG with a few images per class.</summary>
     public static string ImageFolder(string root, string[] classes, int perClassTrain, int perClassVal, int w = 80, int h = 60)

@@ -18,14 +18,40 @@ public sealed class Batch(Tensor images, Tensor labels) : IDisposable
     }
 }
 
+/// <summary>Anything Fit and Evaluate can draw batches from.</summary>
+public interface IBatchSource
+{
+    int BatchesPerEpoch { get; }
+    /// <summary>Samples per epoch.</summary>
+    int Count { get; }
+    IEnumerable<Batch> Epoch(int epoch, int skipBatches = 0);
+}
+
+/// <summary>Fixed tensors served as batches in order (Keras' fit(x, y)): the same every epoch.</summary>
+public sealed class TensorData(torch.Tensor x, torch.Tensor y, int batchSize) : IBatchSource
+{
+    public int Count => (int)x.shape[0];
+    public int BatchesPerEpoch => (Count + batchSize - 1) / batchSize;
+
+    public IEnumerable<Batch> Epoch(int epoch, int skipBatches = 0)
+    {
+        for (int b = skipBatches; b < BatchesPerEpoch; b++)
+        {
+            long start = (long)b * batchSize, n = Math.Min(batchSize, Count - start);
+            yield return new Batch(x.narrow(0, start, n).alias(), y.narrow(0, start, n).alias());
+        }
+    }
+}
+
 /// <summary>
 /// source -> shuffle(seed) -> map(decode + transform, parallel) -> batch -> prefetch, the tf.data way.
 /// Order and augmentation are pure functions of (seed, epoch, index): the same seed gives the same batches bit
 /// for bit with any number of workers, and a resumed run sees what an uninterrupted one would have.
 /// </summary>
 public sealed class DataLoader(IImageDataset dataset, int batchSize, bool shuffle, long seed, int workers, Device device,
-    int prefetch = 2, bool dropLast = false)
+    int prefetch = 2, bool dropLast = false) : IBatchSource
 {
+    public int Count => dataset.Count;
     public IImageDataset Dataset => dataset;
     public int BatchSize => batchSize;
     public int Workers => Math.Max(1, workers);

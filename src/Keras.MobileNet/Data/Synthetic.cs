@@ -1,0 +1,86 @@
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats.Jpeg;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace Keras.MobileNet.Data;
+
+/// <summary>Generated images: a learnable shapes dataset for end-to-end runs, and photo-like JPEGs for benchmarks.</summary>
+public static class Synthetic
+{
+    /// <summary>Each class is a shape in a colour: circle/red, square/green, triangle/blue, ring/yellow, bar/magenta, ...</summary>
+    static readonly (string Name, Rgb24 Colour)[] Kinds =
+    [
+        ("circle", new(220, 40, 40)), ("square", new(40, 200, 60)), ("triangle", new(50, 80, 230)), ("ring", new(230, 210, 40)),
+        ("bar", new(210, 50, 210)), ("cross", new(40, 210, 210)),
+    ];
+
+    static bool Inside(int kind, double u, double v)
+    {
+        double r = Math.Sqrt(u * u + v * v);
+        return kind switch
+        {
+            0 => r < 1,
+            1 => Math.Abs(u) < 0.8 && Math.Abs(v) < 0.8,
+            2 => v > -0.8 && v < 0.8 && Math.Abs(u) < (v + 0.8) / 1.6,
+            3 => r < 1 && r > 0.55,
+            4 => Math.Abs(u) < 1 && Math.Abs(v) < 0.3,
+            _ => (Math.Abs(u) < 0.25 || Math.Abs(v) < 0.25) && Math.Abs(u) < 1 && Math.Abs(v) < 1,
+        };
+    }
+
+    public static Image<Rgb24> Shape(int kind, int size, Random rng)
+    {
+        var img = new Image<Rgb24>(size, size);
+        double cx = size * (0.35 + 0.3 * rng.NextDouble()), cy = size * (0.35 + 0.3 * rng.NextDouble());
+        double radius = size * (0.2 + 0.1 * rng.NextDouble());
+        var c = Kinds[kind].Colour;
+        for (int y = 0; y < size; y++)
+            for (int x = 0; x < size; x++)
+            {
+                int n = rng.Next(-25, 25);
+                bool on = Inside(kind, (x - cx) / radius, (y - cy) / radius);
+                byte B(int v) => (byte)Math.Clamp(v + n, 0, 255);
+                img[x, y] = on ? new Rgb24(B(c.R), B(c.G), B(c.B)) : new Rgb24(B(90), B(90), B(90));
+            }
+        return img;
+    }
+
+    /// <summary>ROOT/{train,val}/&lt;shape&gt;/*.png: a small dataset a network can learn in a minute on a CPU.</summary>
+    public static string ShapesFolder(string root, int classes, int trainPerClass, int valPerClass, int size = 48, int seed = 0)
+    {
+        if (classes < 2 || classes > Kinds.Length) throw new ArgumentException($"classes must be 2..{Kinds.Length}");
+        var rng = new Random(seed);
+        foreach (var (split, n) in new[] { ("train", trainPerClass), ("val", valPerClass) })
+            for (int k = 0; k < classes; k++)
+            {
+                string dir = Path.Combine(root, split, Kinds[k].Name);
+                Directory.CreateDirectory(dir);
+                for (int i = 0; i < n; i++)
+                {
+                    using var img = Shape(k, size, rng);
+                    img.SaveAsPng(Path.Combine(dir, $"{i:D4}.png"));
+                }
+            }
+        return root;
+    }
+
+    /// <summary>A photo-like JPEG (smooth gradients, texture and noise), reproducible from the seed.</summary>
+    public static byte[] PhotoJpeg(int width, int height, int seed, int quality = 90)
+    {
+        var rng = new Random(seed);
+        using var img = new Image<Rgb24>(width, height);
+        double a = rng.NextDouble() * 6, b = rng.NextDouble() * 6, f = 10 + rng.NextDouble() * 30;
+        for (int y = 0; y < height; y++)
+            for (int x = 0; x < width; x++)
+            {
+                double u = (double)x / width, v = (double)y / height;
+                int n = rng.Next(-20, 20);
+                img[x, y] = new Rgb24((byte)Math.Clamp(127 + 110 * Math.Sin(a * u + b * v) + n, 0, 255),
+                    (byte)Math.Clamp(255 * u * v + 20 * Math.Sin(f * u) + n, 0, 255),
+                    (byte)Math.Clamp(128 + 100 * Math.Cos(b * u * 3 + f * v) + n, 0, 255));
+            }
+        using var ms = new MemoryStream();
+        img.SaveAsJpeg(ms, new JpegEncoder { Quality = quality });
+        return ms.ToArray();
+    }
+}

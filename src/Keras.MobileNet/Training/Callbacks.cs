@@ -1,0 +1,238 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Keras.MobileNet.Model;
+using TorchSharp;
+using TorchSharp.PyBridge;
+
+namespace Keras.MobileNet.Training;
+
+/// <summary>Sets the learning rate at the start of each epoch from a pure schedule.</summary>
+public sealed class LearningRateScheduler(Func<int, double> schedule) : Callback
+{
+    public override void OnEpochBegin(int epoch, Logs logs) => Model.LearningRate = schedule(epoch);
+}
+
+/// <summary>Sets the learning rate before every batch from a pure per-step schedule (warm-up + cosine).</summary>
+public sealed class StepLearningRateScheduler(Func<long, double> schedule, int stepsPerEpoch) : Callback
+{
+    int epoch;
+    public override void OnEpochBegin(int epoch, Logs logs)
+    {
+        this.epoch = epoch;
+        Model.LearningRate = schedule((long)epoch * stepsPerEpoch);
+    }
+    public override void OnBatchBegin(int batch, Logs logs) => Model.LearningRate = schedule((long)epoch * stepsPerEpoch + batch);
+}
+
+/// <summary>Stops when the loss stops being finite: names the epoch and batch; checkpoints are not overwritten.</summary>
+public sealed class TerminateOnNaN(int checkEveryBatches = 10) : Callback
+{
+    int epoch;
+    public override void OnEpochBegin(int epoch, Logs logs) => this.epoch = epoch;
+
+    public override void OnBatchEnd(int batch, Logs logs)
+    {
+        if ((batch + 1) % checkEveryBatches != 0 || Model.RunningState is null) return;
+        int bad = Model.RunningState().FirstBadBatch;
+        if (bad >= 0) Stop(bad);
+    }
+
+    public override void OnEpochEnd(int epoch, Logs logs)
+    {
+        int bad = (int)(logs.Get("first_nonfinite_batch") ?? -1);
+        if (bad >= 0) Stop(bad);
+    }
+
+    void Stop(int batch)
+    {
+        Model.StopTraining = true;
+        Model.StopReason ??= $"loss became NaN or infinite at epoch {epoch + 1}, batch {batch + 1}; stopped";
+    }
+}
+
+/// <summary>Keras EarlyStopping: stop when the monitored value has not improved by min_delta for patience epochs.</summary>
+public sealed class EarlyStopping(string monitor = "val_loss", int patience = 10, double minDelta = 0, bool? higherIsBetter = null,
+    bool restoreBestWeights = false) : Callback
+{
+    readonly bool up = higherIsBetter ?? monitor.Contains("acc");
+    double best;
+    int wait;
+    Dictionary<string, torch.Tensor>? bestWeights;
+    public int? StoppedEpoch { get; private set; }
+
+    public override void OnTrainBegin(Logs logs) { best = up ? double.NegativeInfinity : double.PositiveInfinity; wait = 0; }
+
+    public override void OnEpochEnd(int epoch, Logs logs)
+    {
+        if (logs.Get(monitor) is not double v || double.IsNaN(v)) return;
+        if (up ? v > best + minDelta : v < best - minDelta)
+        {
+            best = v;
+            wait = 0;
+            if (restoreBestWeights) bestWeights = Model.Network.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+        }
+        else if (++wait >= patience)
+        {
+            StoppedEpoch = epoch;
+            Model.StopTraining = true;
+            Model.StopReason ??= $"early stopping: {monitor} did not improve for {patience} epochs";
+        }
+    }
+
+    public override void OnTrainEnd(Logs logs)
+    {
+        if (StoppedEpoch is not null && bestWeights is not null) Model.Network.load_state_dict(bestWeights);
+    }
+}
+
+/// <summary>Writes TensorBoard event files: every numeric epoch log as a scalar (TorchSharp's SummaryWriter).</summary>
+public sealed class TensorBoard(string logDir) : Callback
+{
+    TorchSharp.Modules.SummaryWriter? writer;
+    public override void OnTrainBegin(Logs logs) => writer = torch.utils.tensorboard.SummaryWriter(logDir, createRunName: false);
+
+    public override void OnEpochEnd(int epoch, Logs logs)
+    {
+        foreach (var (k, v) in logs.Values)
+            if (double.IsFinite(v) && k != "first_nonfinite_batch") writer!.add_scalar(k.StartsWith("val_") ? $"val/{k[4..]}" : $"train/{k}", (float)v, epoch + 1);
+    }
+
+    public override void OnTrainEnd(Logs logs) { }
+}
+
+/// <summary>The epoch table written as history.csv (and .json) after every epoch; rows of earlier runs are kept on resume.</summary>
+public sealed class CsvLogger(string path, IReadOnlyList<HistoryRow>? earlier = null) : Callback
+{
+    readonly List<HistoryRow> rows = [.. earlier ?? []];
+    public IReadOnlyList<HistoryRow> Rows => rows;
+
+    public override void OnEpochEnd(int epoch, Logs logs)
+    {
+        rows.RemoveAll(r => r.Epoch >= epoch + 1);
+        rows.Add(HistoryRow.From(epoch, logs));
+        Files.WriteAtomic(path, HistoryRow.ToCsv(rows));
+        Files.WriteAtomic(Path.ChangeExtension(path, ".json"), JsonSerializer.Serialize(rows, Files.Json));
+    }
+}
+
+/// <summary>One row of history.csv. Epochs count from 1 in files, as people read them.</summary>
+public sealed record HistoryRow(int Epoch, double TrainLoss, double TrainAccuracy, double? ValLoss, double? ValAccuracy, double? ValTop5,
+    double Lr, double Seconds)
+{
+    public static readonly string Header = "epoch,train_loss,train_accuracy,val_loss,val_accuracy,val_top5,lr,seconds";
+
+    public static HistoryRow From(int epoch, Logs l) => new(epoch + 1, l["loss"], l["accuracy"], l.Get("val_loss"), l.Get("val_accuracy"),
+        l.Get("val_top5"), l["lr"], l["seconds"]);
+
+    static string F(double? v) => v is double d ? d.ToString("R", CultureInfo.InvariantCulture) : "";
+
+    public static string ToCsv(IEnumerable<HistoryRow> rows)
+    {
+        var sb = new StringBuilder(Header).Append('\n');
+        foreach (var r in rows)
+            sb.Append(r.Epoch).Append(',').Append(F(r.TrainLoss)).Append(',').Append(F(r.TrainAccuracy)).Append(',')
+              .Append(F(r.ValLoss)).Append(',').Append(F(r.ValAccuracy)).Append(',').Append(F(r.ValTop5)).Append(',')
+              .Append(F(r.Lr)).Append(',').Append(F(Math.Round(r.Seconds, 3))).Append('\n');
+        return sb.ToString();
+    }
+
+    /// <summary>Reads history.csv; missing val columns are allowed (empty cells or absent columns).</summary>
+    public static List<HistoryRow> ReadCsv(string path)
+    {
+        var lines = File.ReadAllLines(path).Where(l => l.Length > 0).ToList();
+        if (lines.Count == 0) throw new InvalidDataException($"{path} is empty");
+        var cols = lines[0].Split(',');
+        int Col(string n) => Array.IndexOf(cols, n);
+        if (Col("epoch") < 0 || Col("train_loss") < 0) throw new InvalidDataException($"{path} is not a history.csv (no epoch/train_loss columns)");
+        double? Get(string[] f, string n) => Col(n) is int i && i >= 0 && i < f.Length && f[i].Length > 0
+            ? double.Parse(f[i], CultureInfo.InvariantCulture) : null;
+        return lines.Skip(1).Select(l => l.Split(',')).Select(f => new HistoryRow(int.Parse(f[Col("epoch")], CultureInfo.InvariantCulture),
+            Get(f, "train_loss") ?? double.NaN, Get(f, "train_accuracy") ?? double.NaN, Get(f, "val_loss"), Get(f, "val_accuracy"),
+            Get(f, "val_top5"), Get(f, "lr") ?? double.NaN, Get(f, "seconds") ?? 0)).ToList();
+    }
+}
+
+/// <summary>
+/// Saves last.safetensors (+ optimizer and trainer state, for --resume) after every epoch, and best.safetensors when
+/// val_accuracy improves. An epoch whose loss is not finite saves nothing, so the last good checkpoint stays.
+/// </summary>
+public sealed class ModelCheckpoint(string dir, Action<int, Logs, bool>? onSaved = null) : Callback
+{
+    public double BestValue { get; set; } = double.NegativeInfinity;
+    public int BestEpoch { get; set; } = -1;
+
+    public override void OnEpochEnd(int epoch, Logs logs)
+    {
+        if (!double.IsFinite(logs.Get("loss") ?? double.NaN) || (logs.Get("first_nonfinite_batch") ?? -1) >= 0) return;
+        Checkpoints.Save(Model.Network, Path.Combine(dir, "last.safetensors"));
+        double v = logs.Get("val_accuracy") ?? logs["accuracy"];
+        bool best = v > BestValue;
+        if (best)
+        {
+            BestValue = v;
+            BestEpoch = epoch + 1;
+            Checkpoints.Save(Model.Network, Path.Combine(dir, "best.safetensors"));
+        }
+        string opt = Path.Combine(dir, "optimizer.bin");
+        ((TorchSharp.Modules.OptimizerHelper)Model.Optimizer!).save_state_dict(opt + ".tmp");
+        File.Move(opt + ".tmp", opt, overwrite: true);
+        onSaved?.Invoke(epoch, logs, best);
+    }
+}
+
+public static class Checkpoints
+{
+    /// <summary>Writes the state dict (torchvision key names) as safetensors, via a temp file.</summary>
+    public static void Save(torch.nn.Module model, string path)
+    {
+        string tmp = path + ".tmp";
+        model.save_safetensors(tmp);
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    /// <summary>Loads a safetensors checkpoint; a missing key or a shape that differs is named in the error.</summary>
+    public static void Load(torch.nn.Module model, string path)
+    {
+        Dictionary<string, torch.Tensor> saved;
+        try { saved = Safetensors.LoadStateDict(path); }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new Backend.UserError($"{path} is not a readable safetensors checkpoint ({e.Message.Split('\n')[0]})");
+        }
+        var own = model.state_dict();
+        foreach (var (k, t) in own)
+        {
+            if (!saved.TryGetValue(k, out var s)) throw new Backend.UserError($"{path}: tensor '{k}' is missing");
+            if (!s.shape.SequenceEqual(t.shape))
+                throw new Backend.UserError($"{path}: tensor '{k}' has shape [{string.Join(", ", s.shape)}], the network needs [{string.Join(", ", t.shape)}]");
+        }
+        var extra = saved.Keys.Except(own.Keys).ToList();
+        if (extra.Count > 0) throw new Backend.UserError($"{path}: unexpected tensor '{extra[0]}'");
+        using var _ = torch.no_grad();
+        foreach (var (k, t) in own) t.copy_(saved[k]);
+        foreach (var s in saved.Values) s.Dispose();
+    }
+}
+
+public static class Files
+{
+    public static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    /// <summary>Write to a temp name, then rename: a reader never sees half a file.</summary>
+    public static void WriteAtomic(string path, string text)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        string tmp = path + ".tmp";
+        File.WriteAllText(tmp, text);
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    public static void WriteJson<T>(string path, T value) => WriteAtomic(path, JsonSerializer.Serialize(value, Json));
+    public static T ReadJson<T>(string path) => JsonSerializer.Deserialize<T>(File.ReadAllText(path), Json)
+        ?? throw new InvalidDataException($"{path} is empty");
+}

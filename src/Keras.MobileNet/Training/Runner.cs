@@ -1,0 +1,233 @@
+using System.Globalization;
+using Keras.MobileNet.Architecture;
+using Keras.MobileNet.Backend;
+using Keras.MobileNet.Data;
+using Keras.MobileNet.Model;
+using Spectre.Console;
+using static TorchSharp.torch;
+
+namespace Keras.MobileNet.Training;
+
+/// <summary>Every option of a training run. Defaults are the notebook's recipe.</summary>
+public sealed record TrainOptions
+{
+    public double[] Widths { get; init; } = [1.0];
+    public string Arch { get; init; } = "paper";
+    public string Dataset { get; init; } = "imagenette";
+    public string Size { get; init; } = "full";
+    public string Data { get; init; } = "data";
+    public string? BaseUrl { get; init; }
+    public int ImageSize { get; init; } = 224;
+    public int Epochs { get; init; } = 100;
+    public int BatchSize { get; init; } = 64;
+    public double Lr { get; init; } = 1e-3;
+    public double? MinLr { get; init; }
+    public double WeightDecay { get; init; } = 0;
+    public double LabelSmoothing { get; init; } = 0.1;
+    public string Schedule { get; init; } = "epoch";
+    public double WarmupEpochs { get; init; }
+    public int EarlyStoppingPatience { get; init; }
+    public long Seed { get; init; }
+    public string Device { get; init; } = "auto";
+    public int Workers { get; init; } = Environment.ProcessorCount;
+    public bool InMemory { get; init; } = true;
+    public string? Out { get; init; }
+    public bool Resume { get; init; }
+    public bool TensorBoard { get; init; } = true;
+    public double? Dropout { get; init; }
+    /// <summary>Sleep per batch (ms): only to make interruption tests deterministic.</summary>
+    public int ThrottleMs { get; init; }
+
+    public void Validate()
+    {
+        foreach (var w in Widths) MobileNetV2Spec.Validate(w, 2);
+        if (Widths.Length == 0) throw new ArgumentException("--width needs at least one value");
+        MobileNetV2Spec.ParsePreset(Arch);
+        if (Dataset is not ("imagenette" or "folder")) throw new ArgumentException($"--dataset must be imagenette or folder, not '{Dataset}'");
+        if (Dataset == "imagenette") Imagenette.Archive(Size);
+        if (Epochs < 1) throw new ArgumentException($"--epochs must be at least 1, not {Epochs}");
+        if (BatchSize < 1) throw new ArgumentException($"--batch-size must be at least 1, not {BatchSize}");
+        if (!(Lr > 0)) throw new ArgumentException($"--lr must be > 0, not {Lr}");
+        if (WeightDecay < 0) throw new ArgumentException($"--weight-decay must be >= 0, not {WeightDecay}");
+        if (LabelSmoothing is < 0 or >= 1) throw new ArgumentException($"--label-smoothing must be in [0, 1), not {LabelSmoothing}");
+        if (Schedule is not ("epoch" or "step")) throw new ArgumentException($"--schedule must be epoch or step, not '{Schedule}'");
+        if (Workers < 1) throw new ArgumentException($"--workers must be at least 1, not {Workers}");
+        TransformConfig.For(ImageSize);
+        if (Resume && Out is null) throw new ArgumentException("--resume needs --out RUN_DIR (the run to continue)");
+    }
+}
+
+/// <summary>model.json: everything needed to rebuild the network and preprocess its input.</summary>
+public sealed record ModelCard(string Arch, double Width, int Classes, string[] ClassFolders, string[] ClassNames, int ImageSize,
+    float[] Mean, float[] Std, double Dropout, string Format = "keras-mobilenet/1")
+{
+    public NetworkSpec Spec() => MobileNetV2Spec.Build(MobileNetV2Spec.ParsePreset(Arch), Width, Classes, Dropout);
+}
+
+/// <summary>trainer_state.json: where a run stands, for --resume.</summary>
+public sealed record TrainerState(int CompletedEpochs, double BestValAccuracy, int BestEpoch, double TrainSeconds, long TrainImages, bool Finished);
+
+/// <summary>summary.json.</summary>
+public sealed record RunSummary(string Arch, double Width, int Classes, int ImageSize, long Params, long NonTrainableParams, long Macs,
+    double? BestValAccuracy, int BestEpoch, double? FinalValAccuracy, int Epochs, double TrainSeconds, double ImagesPerSecond,
+    string Device, long Seed, string? StopReason, TrainOptions Options);
+
+public sealed record RunResult(string Folder, RunSummary Summary, IReadOnlyList<HistoryRow> History, bool Failed);
+
+/// <summary>The shell around Fit: data, network, callbacks and the run folder.</summary>
+public static class Runner
+{
+    public static string DefaultRunName(TrainOptions o, double width) =>
+        $"{DateTime.Now:yyyyMMdd-HHmmss}-{o.Arch}-w{width.ToString(CultureInfo.InvariantCulture)}";
+
+    /// <summary>Trains every width in turn; returns one result per width (a comparison is drawn by the caller).</summary>
+    public static List<RunResult> TrainAll(TrainOptions o, IAnsiConsole console, Action<string>? log = null)
+    {
+        o.Validate();
+        log ??= console.WriteLine;
+        var device = TorchRuntime.ResolveDevice(o.Device);
+        var results = new List<RunResult>();
+        string? sweepRoot = o.Widths.Length > 1 ? (o.Out ?? Path.Combine("reports", $"{DateTime.Now:yyyyMMdd-HHmmss}-sweep")) : null;
+        var data = LoadData(o, device, log);
+        foreach (var w in o.Widths)
+        {
+            string folder = sweepRoot is not null ? Path.Combine(sweepRoot, $"w{w.ToString(CultureInfo.InvariantCulture)}")
+                : o.Out ?? Path.Combine("reports", DefaultRunName(o, w));
+            var result = TrainOne(o with { Widths = [w] }, w, folder, device, data, console, log);
+            results.Add(result);
+            if (result.Failed) break;
+        }
+        return results;
+    }
+
+    public sealed record LoadedData(DataLoader Train, DataLoader Val, string[] ClassFolders, string[] ClassNames, TransformConfig Transform,
+        BadImageLog BadImages);
+
+    public static LoadedData LoadData(TrainOptions o, Device device, Action<string> log)
+    {
+        string root = o.Data;
+        bool imagenette = o.Dataset == "imagenette";
+        if (imagenette)
+        {
+            using var http = new HttpClient { Timeout = TimeSpan.FromHours(2) };
+            root = Imagenette.EnsureAsync(Imagenette.Archive(o.Size), o.Data, o.BaseUrl, http, null, log).GetAwaiter().GetResult();
+        }
+        else if (!Directory.Exists(root)) throw new UserError($"data folder {root} does not exist");
+        var cfg = TransformConfig.For(o.ImageSize);
+        var train = ImageFolder.Scan(root, "train");
+        var val = ImageFolder.Scan(root, "val", train.Classes);
+        var names = train.Classes.Select(c => imagenette ? Imagenette.HumanName(c) : c).ToArray();
+        log($"classes ({names.Length}): " + string.Join(", ", names.Select((n, i) => $"{n} {train.CountsPerClass()[i]}/{val.CountsPerClass()[i]}")));
+        var bad = new BadImageLog { OnWarning = log };
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        IImageDataset trainDs, valDs;
+        if (o.InMemory)
+        {
+            var t = InMemoryDataset.Build(train, new TrainTransform(cfg), bad, o.Workers);
+            var v = InMemoryDataset.Build(val, new ValTransform(cfg), bad, o.Workers);
+            log($"in-memory dataset: {t.Count} train + {v.Count} val images, {(t.Bytes + v.Bytes) / 1e6:F1} MB, built in {clock.Elapsed.TotalSeconds:F1} s");
+            (trainDs, valDs) = (t, v);
+        }
+        else
+        {
+            trainDs = new StreamingDataset(train, new TrainTransform(cfg), bad);
+            valDs = new StreamingDataset(val, new ValTransform(cfg), bad);
+            log($"streaming dataset: {trainDs.Count} train + {valDs.Count} val images");
+        }
+        if (bad.Count > 0) log($"skipped {bad.Count} unreadable image(s)");
+        return new LoadedData(
+            new DataLoader(trainDs, o.BatchSize, shuffle: true, o.Seed, o.Workers, device),
+            new DataLoader(valDs, o.BatchSize, shuffle: false, o.Seed, o.Workers, device),
+            [.. train.Classes], names, cfg, bad);
+    }
+
+    public static RunResult TrainOne(TrainOptions o, double width, string folder, Device device, LoadedData data, IAnsiConsole console,
+        Action<string> log)
+    {
+        string statePath = Path.Combine(folder, "trainer_state.json");
+        TrainerState state = new(0, double.NegativeInfinity, -1, 0, 0, false);
+        List<HistoryRow> earlier = [];
+        if (o.Resume && File.Exists(statePath))
+        {
+            state = Files.ReadJson<TrainerState>(statePath);
+            earlier = HistoryRow.ReadCsv(Path.Combine(folder, "history.csv")).Where(r => r.Epoch <= state.CompletedEpochs).ToList();
+            log($"resuming {folder} after epoch {state.CompletedEpochs}");
+        }
+        else if (File.Exists(statePath))
+            throw new UserError($"{folder} already holds a run; use --resume to continue it or another --out");
+        Directory.CreateDirectory(folder);
+
+        var card = new ModelCard(o.Arch, width, data.ClassFolders.Length, data.ClassFolders, data.ClassNames, o.ImageSize,
+            data.Transform.Mean, data.Transform.Std, o.Dropout ?? (o.Arch == "paper" ? 0.2 : 0.0));
+        var spec = card.Spec();
+        var counts = Counts.Of(spec, o.ImageSize, o.ImageSize);
+        Files.WriteJson(Path.Combine(folder, "model.json"), card);
+        Files.WriteJson(Path.Combine(folder, "options.json"), o);
+        log($"{folder}: MobileNetV2 {o.Arch} width {width}, {counts.Trainable:N0} trainable params, {counts.Macs:N0} MACs, device {device}");
+
+        using var model = new KerasModel(Factories.MobileNetV2(spec), device, spec.Classes) { Seed = o.Seed };
+        model.Compile(new CompileOptions(Optimizers.AdamW(o.Lr, o.WeightDecay), Losses.CrossEntropy(o.LabelSmoothing)));
+        if (state.CompletedEpochs > 0)
+        {
+            Checkpoints.Load(model.Network, Path.Combine(folder, "last.safetensors"));
+            ((TorchSharp.Modules.OptimizerHelper)model.Optimizer!).load_state_dict(Path.Combine(folder, "optimizer.bin"));
+        }
+
+        double minLr = o.MinLr ?? o.Lr / 100;
+        int steps = data.Train.BatchesPerEpoch;
+        Callback schedule = o.Schedule == "step"
+            ? new StepLearningRateScheduler(Schedules.WarmupCosine(o.Lr, minLr, (long)o.Epochs * steps, (long)(o.WarmupEpochs * steps)), steps)
+            : new LearningRateScheduler(Schedules.CosineAnnealing(o.Lr, minLr, o.Epochs));
+        double seconds = state.TrainSeconds;
+        long images = state.TrainImages;
+        var checkpoint = new ModelCheckpoint(folder, (epoch, logs, _) =>
+        {
+            seconds += logs["seconds"];
+            images += data.Train.Dataset.Count;
+            Files.WriteJson(statePath, state = state with { CompletedEpochs = epoch + 1, TrainSeconds = seconds, TrainImages = images });
+        }) { BestValue = state.BestValAccuracy, BestEpoch = state.BestEpoch };
+        var csv = new CsvLogger(Path.Combine(folder, "history.csv"), earlier);
+        var callbacks = new List<Callback> { schedule, new TerminateOnNaN(), csv, checkpoint,
+            new ProgressPrinter(console, o.Epochs, steps) };
+        if (o.TensorBoard) callbacks.Add(new TensorBoard(Path.Combine(folder, "tensorboard")));
+        if (o.EarlyStoppingPatience > 0) callbacks.Add(new EarlyStopping("val_accuracy", o.EarlyStoppingPatience));
+        if (o.ThrottleMs > 0) callbacks.Add(new Throttle(o.ThrottleMs));
+
+        model.Fit(data.Train, o.Epochs, data.Val, callbacks, initialEpoch: state.CompletedEpochs);
+
+        bool failed = model.StopReason?.Contains("NaN") == true;
+        state = state with { BestValAccuracy = checkpoint.BestValue, BestEpoch = checkpoint.BestEpoch, Finished = !failed };
+        Files.WriteJson(statePath, state);
+        var rows = csv.Rows;
+        var summary = new RunSummary(o.Arch, width, spec.Classes, o.ImageSize, counts.Trainable, counts.NonTrainable, counts.Macs,
+            double.IsFinite(checkpoint.BestValue) ? checkpoint.BestValue : null, checkpoint.BestEpoch,
+            rows.LastOrDefault()?.ValAccuracy, rows.Count, seconds, images / Math.Max(seconds, 1e-9), device.ToString(), o.Seed,
+            model.StopReason, o);
+        Files.WriteJson(Path.Combine(folder, "summary.json"), summary);
+        if (model.StopReason is not null) log(model.StopReason);
+        return new RunResult(folder, summary, rows, failed);
+    }
+
+    /// <summary>Rebuilds the network of a run folder (or of a .safetensors next to its model.json) and loads its weights.</summary>
+    public static (ModelCard Card, MobileNetV2 Network) LoadCheckpoint(string path)
+    {
+        string file = Directory.Exists(path) ? Path.Combine(path, "best.safetensors") : path;
+        string dir = Path.GetDirectoryName(Path.GetFullPath(file))!;
+        string cardPath = Path.Combine(dir, "model.json");
+        if (!File.Exists(file)) throw new UserError($"checkpoint {file} does not exist");
+        if (!File.Exists(cardPath)) throw new UserError($"{cardPath} is missing: it says how to rebuild the network of {file}");
+        ModelCard card;
+        try { card = Files.ReadJson<ModelCard>(cardPath); }
+        catch (System.Text.Json.JsonException e) { throw new UserError($"{cardPath} is not valid model.json ({e.Message})"); }
+        TorchRuntime.Initialize();
+        var net = Factories.MobileNetV2(card.Spec());
+        Checkpoints.Load(net, file);
+        return (card, net);
+    }
+}
+
+/// <summary>Sleeps after each batch (test aid: widens the window in which a run can be interrupted).</summary>
+public sealed class Throttle(int ms) : Callback
+{
+    public override void OnBatchEnd(int batch, Logs logs) => Thread.Sleep(ms);
+}

@@ -1,0 +1,41 @@
+using System.CommandLine;
+using Keras.MobileNet.Data;
+using Spectre.Console;
+
+namespace Keras.MobileNet.Cli;
+
+public static class DownloadCommand
+{
+    public static Command Create()
+    {
+        var size = new Option<string>("--size") { Description = "full, 320 or 160", DefaultValueFactory = _ => "full" };
+        var data = new Option<string>("--data") { Description = "Data folder", DefaultValueFactory = _ => "data" };
+        var baseUrl = new Option<string?>("--base-url") { Description = $"Mirror (or ${Imagenette.BaseUrlVariable})" };
+        var cmd = new Command("download", "Download, verify and extract Imagenette") { size, data, baseUrl };
+        cmd.SetAction(p => App.Guard(p, () =>
+        {
+            var archive = Imagenette.Archive(p.GetValue(size)!);
+            using var http = new HttpClient { Timeout = TimeSpan.FromHours(2) };
+            string folder = "";
+            if (Console.IsOutputRedirected)
+                folder = Imagenette.EnsureAsync(archive, p.GetValue(data)!, p.GetValue(baseUrl), http, null, Console.WriteLine).GetAwaiter().GetResult();
+            else
+                App.Console2.Progress()
+                    .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new DownloadedColumn(), new TransferSpeedColumn(), new RemainingTimeColumn())
+                    .Start(ctx =>
+                    {
+                        var task = ctx.AddTask(archive.FileName, maxValue: archive.Bytes);
+                        var progress = new Progress<DownloadProgress>(d => task.Value = d.Bytes);
+                        folder = Imagenette.EnsureAsync(archive, p.GetValue(data)!, p.GetValue(baseUrl), http, progress, Console.WriteLine).GetAwaiter().GetResult();
+                        task.Value = archive.Bytes;
+                    });
+            var train = ImageFolder.Scan(folder, "train");
+            var val = ImageFolder.Scan(folder, "val", train.Classes);
+            Console.WriteLine($"{folder}: {train.Samples.Count} train, {val.Samples.Count} val images, {train.Classes.Count} classes");
+            for (int i = 0; i < train.Classes.Count; i++)
+                Console.WriteLine($"  {i} {train.Classes[i]} {Imagenette.HumanName(train.Classes[i])}: {train.CountsPerClass()[i]} / {val.CountsPerClass()[i]}");
+            return 0;
+        }));
+        return cmd;
+    }
+}

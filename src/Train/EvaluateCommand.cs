@@ -1,0 +1,70 @@
+using System.CommandLine;
+using System.Text.Json;
+using Keras.MobileNet.Backend;
+using Keras.MobileNet.Data;
+using Keras.MobileNet.Training;
+using Spectre.Console;
+
+namespace Keras.MobileNet.Cli;
+
+public static class EvaluateCommand
+{
+    public static Command Create()
+    {
+        var checkpoint = new Option<string>("--checkpoint") { Description = "Run folder or .safetensors (next to its model.json)", Required = true };
+        var data = new Option<string?>("--data") { Description = "Image-folder root with val/ (default: the run's data)" };
+        var json = new Option<bool>("--json") { Description = "Print JSON" };
+        var device = new Option<string>("--device") { DefaultValueFactory = _ => "auto" };
+        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 64 };
+        var cmd = new Command("evaluate", "Top-1, top-5, per-class accuracy, confusion matrix and loss of a checkpoint") { checkpoint, data, json, device, batch };
+        cmd.SetAction(p => App.Guard(p, () =>
+        {
+            var (card, net) = Runner.LoadCheckpoint(p.GetValue(checkpoint)!);
+            string root = p.GetValue(data) ?? DataRootOf(p.GetValue(checkpoint)!);
+            var dev = TorchRuntime.ResolveDevice(p.GetValue(device)!);
+            var result = Evaluate(card, net, root, dev, p.GetValue(batch));
+            if (p.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(ToJson(card, result), Files.Json));
+            else Print(card, result);
+            return 0;
+        }));
+        return cmd;
+    }
+
+    /// <summary>The data root a run trained on (from its options.json), for evaluate without --data.</summary>
+    static string DataRootOf(string checkpoint)
+    {
+        string dir = Directory.Exists(checkpoint) ? checkpoint : Path.GetDirectoryName(Path.GetFullPath(checkpoint))!;
+        string opts = Path.Combine(dir, "options.json");
+        if (!File.Exists(opts)) throw new UserError("no --data given and the checkpoint's folder has no options.json");
+        var o = Files.ReadJson<TrainOptions>(opts);
+        return o.Dataset == "imagenette" ? Path.Combine(o.Data, Imagenette.Archive(o.Size).Folder) : o.Data;
+    }
+
+    public static Evaluation Evaluate(ModelCard card, Model.MobileNetV2 net, string root, TorchSharp.torch.Device device, int batchSize)
+    {
+        var val = ImageFolder.Scan(root, "val", card.ClassFolders);
+        var ds = InMemoryDataset.Build(val, new ValTransform(TransformConfig.For(card.ImageSize, card.Mean, card.Std)),
+            new BadImageLog { OnWarning = Console.Error.WriteLine }, Environment.ProcessorCount);
+        using var model = new KerasModel(net, device, card.Classes);
+        return model.Evaluate(new DataLoader(ds, batchSize, false, 0, Environment.ProcessorCount, device));
+    }
+
+    static object ToJson(ModelCard card, Evaluation e) => new
+    {
+        top1 = e.Accuracy, top5 = e.TopK, loss = e.Loss, samples = e.Samples, classes = card.ClassNames,
+        per_class_accuracy = e.PerClassAccuracy(),
+        confusion = Enumerable.Range(0, card.Classes).Select(i => Enumerable.Range(0, card.Classes).Select(j => e.Confusion[i, j]).ToArray()).ToArray(),
+    };
+
+    static void Print(ModelCard card, Evaluation e)
+    {
+        Console.WriteLine($"samples {e.Samples}  top-1 {e.Accuracy:P2}  top-5 {e.TopK:P2}  loss {e.Loss:F4}");
+        var t = new Table().Border(TableBorder.Simple).AddColumn("class").AddColumn(new TableColumn("accuracy").RightAligned());
+        foreach (var c in card.ClassNames) t.AddColumn(new TableColumn(Markup.Escape(c.Length > 8 ? c[..8] : c)).RightAligned());
+        var per = e.PerClassAccuracy();
+        for (int i = 0; i < card.Classes; i++)
+            t.AddRow(new[] { Markup.Escape(card.ClassNames[i]), per[i].ToString("P1") }
+                .Concat(Enumerable.Range(0, card.Classes).Select(j => e.Confusion[i, j].ToString())).ToArray());
+        App.Console2.Write(t);
+    }
+}

@@ -1,0 +1,75 @@
+using System.CommandLine;
+using System.Globalization;
+using Keras.MobileNet.Training;
+
+namespace Keras.MobileNet.Cli;
+
+/// <summary>No verb = train, with the notebook's recipe as defaults.</summary>
+public static class TrainCommand
+{
+    static Option<T> Opt<T>(string name, string description, T defaultValue) =>
+        new(name) { Description = description, DefaultValueFactory = _ => defaultValue };
+
+    public static void Configure(Command root)
+    {
+        var d = new TrainOptions();
+        var width = Opt("--width", "Width multiplier(s): 0.75, or 1,0.75,0.5,0.25 to train them one after another", "1.0");
+        var arch = Opt("--arch", "paper (torchvision/Keras) or notebook (the reference notebook's variant)", d.Arch);
+        var dataset = Opt("--dataset", "imagenette (downloaded) or folder (ROOT/{train,val}/<class>/*)", d.Dataset);
+        var size = Opt("--size", "Imagenette size: full, 320 or 160", d.Size);
+        var data = Opt("--data", "Data folder (Imagenette is downloaded into it) or the image-folder root", d.Data);
+        var baseUrl = Opt<string?>("--base-url", $"Mirror for the Imagenette archives (or ${Data.Imagenette.BaseUrlVariable})", null);
+        var imageSize = Opt("--image-size", "Crop size; the resize sizes scale with it (224: 256/296/384, val 256)", d.ImageSize);
+        var epochs = Opt("--epochs", "Epochs", d.Epochs);
+        var batch = Opt("--batch-size", "Batch size", d.BatchSize);
+        var lr = Opt("--lr", "AdamW learning rate", d.Lr);
+        var minLr = Opt<double?>("--min-lr", "Cosine floor (default lr/100)", null);
+        var wd = Opt("--weight-decay", "AdamW weight decay (the notebook: 0)", d.WeightDecay);
+        var ls = Opt("--label-smoothing", "Cross-entropy label smoothing", d.LabelSmoothing);
+        var schedule = Opt("--schedule", "epoch (CosineAnnealingLR stepped per epoch) or step (per-step cosine with warm-up)", d.Schedule);
+        var warmup = Opt("--warmup-epochs", "Warm-up epochs for --schedule step", d.WarmupEpochs);
+        var patience = Opt("--early-stopping", "Stop after N epochs without val_accuracy gain (0 = off)", d.EarlyStoppingPatience);
+        var seed = Opt("--seed", "Seed of data order, augmentation, init and dropout", d.Seed);
+        var device = Opt("--device", "auto, cpu or cuda", d.Device);
+        var workers = Opt("--workers", "Threads preparing batches", d.Workers);
+        var inMemory = Opt("--in-memory", "Decode every image once and keep it (true) or stream from disk (false)", d.InMemory);
+        var outDir = Opt<string?>("--out", "Run folder (default reports/<time>-<arch>-w<width>)", null);
+        var resume = Opt("--resume", "Continue the run in --out from its last completed epoch", false);
+        var tb = Opt("--tensorboard", "Write TensorBoard event files", d.TensorBoard);
+        var dropout = Opt<double?>("--dropout", "Classifier dropout (paper: 0.2, notebook: 0)", null);
+        var throttle = Opt("--throttle-ms", "Sleep after each batch (for interruption tests)", 0);
+        throttle.Hidden = true;
+        var options = new Option[] { width, arch, dataset, size, data, baseUrl, imageSize, epochs, batch, lr, minLr, wd, ls, schedule,
+            warmup, patience, seed, device, workers, inMemory, outDir, resume, tb, dropout, throttle };
+        foreach (var o in options) root.Options.Add(o);
+
+        Func<ParseResult, int> action = p => App.Guard(p, () =>
+        {
+            var opts = new TrainOptions
+            {
+                Widths = ParseWidths(p.GetValue(width)!), Arch = p.GetValue(arch)!, Dataset = p.GetValue(dataset)!, Size = p.GetValue(size)!,
+                Data = p.GetValue(data)!, BaseUrl = p.GetValue(baseUrl), ImageSize = p.GetValue(imageSize), Epochs = p.GetValue(epochs),
+                BatchSize = p.GetValue(batch), Lr = p.GetValue(lr), MinLr = p.GetValue(minLr), WeightDecay = p.GetValue(wd),
+                LabelSmoothing = p.GetValue(ls), Schedule = p.GetValue(schedule)!, WarmupEpochs = p.GetValue(warmup),
+                EarlyStoppingPatience = p.GetValue(patience), Seed = p.GetValue(seed), Device = p.GetValue(device)!,
+                Workers = p.GetValue(workers), InMemory = p.GetValue(inMemory), Out = p.GetValue(outDir), Resume = p.GetValue(resume),
+                TensorBoard = p.GetValue(tb), Dropout = p.GetValue(dropout), ThrottleMs = p.GetValue(throttle),
+            };
+            var results = Runner.TrainAll(opts, App.Console2);
+            ReportsHook?.Invoke(results);
+            return results.Any(r => r.Failed) ? 1 : 0;
+        });
+        root.SetAction(action);
+    }
+
+    /// <summary>Set by the plotting side: draws figures after a run or sweep.</summary>
+    public static Action<IReadOnlyList<RunResult>>? ReportsHook { get; set; }
+
+    public static double[] ParseWidths(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length == 0) throw new ArgumentException("--width needs a value");
+        return parts.Select(s => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v > 0 && double.IsFinite(v)
+            ? v : throw new ArgumentException($"--width must be numbers > 0, not '{s}'")).ToArray();
+    }
+}
