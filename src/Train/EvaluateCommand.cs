@@ -15,14 +15,18 @@ public static class EvaluateCommand
         var data = new Option<string?>("--data") { Description = "Image-folder root with val/ (default: the run's data)" };
         var json = new Option<bool>("--json") { Description = "Print JSON" };
         var device = new Option<string>("--device") { DefaultValueFactory = _ => "auto" };
-        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 64 };
+        var batch = new Option<int?>("--batch-size") { Description = "Default: the run's batch size" };
         var cmd = new Command("evaluate", "Top-1, top-5, per-class accuracy, confusion matrix and loss of a checkpoint") { checkpoint, data, json, device, batch };
         cmd.SetAction(p => App.Guard(p, () =>
         {
             var (card, net) = Runner.LoadCheckpoint(p.GetValue(checkpoint)!);
-            string root = p.GetValue(data) ?? DataRootOf(p.GetValue(checkpoint)!);
+            var run = RunOptionsOf(p.GetValue(checkpoint)!);
+            string root = p.GetValue(data) ?? (run is null ? throw new UserError("no --data given and the checkpoint's folder has no options.json")
+                : run.Dataset == "imagenette" ? Path.Combine(run.Data, Imagenette.Archive(run.Size).Folder) : run.Data);
+            int batchSize = p.GetValue(batch) ?? run?.BatchSize ?? 64;
+            if (batchSize < 1) throw new ArgumentException("--batch-size must be at least 1");
             var dev = TorchRuntime.ResolveDevice(p.GetValue(device)!);
-            var result = Evaluate(card, net, root, dev, p.GetValue(batch));
+            var result = Evaluate(card, net, root, dev, batchSize);
             if (p.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(ToJson(card, result), Files.Json));
             else Print(card, result);
             return 0;
@@ -30,14 +34,12 @@ public static class EvaluateCommand
         return cmd;
     }
 
-    /// <summary>The data root a run trained on (from its options.json), for evaluate without --data.</summary>
-    static string DataRootOf(string checkpoint)
+    /// <summary>The options a run was trained with (its options.json), if the checkpoint sits in a run folder.</summary>
+    static TrainOptions? RunOptionsOf(string checkpoint)
     {
         string dir = Directory.Exists(checkpoint) ? checkpoint : Path.GetDirectoryName(Path.GetFullPath(checkpoint))!;
         string opts = Path.Combine(dir, "options.json");
-        if (!File.Exists(opts)) throw new UserError("no --data given and the checkpoint's folder has no options.json");
-        var o = Files.ReadJson<TrainOptions>(opts);
-        return o.Dataset == "imagenette" ? Path.Combine(o.Data, Imagenette.Archive(o.Size).Folder) : o.Data;
+        return File.Exists(opts) ? Files.ReadJson<TrainOptions>(opts) : null;
     }
 
     public static Evaluation Evaluate(ModelCard card, Model.MobileNetV2 net, string root, TorchSharp.torch.Device device, int batchSize)

@@ -165,6 +165,7 @@ public static class Runner
         Files.WriteJson(Path.Combine(folder, "options.json"), o);
         log($"{folder}: MobileNetV2 {o.Arch} width {width}, {counts.Trainable:N0} trainable params, {counts.Macs:N0} MACs, device {device}");
 
+        manual_seed(o.Seed); // initialisation is a function of the seed too
         using var model = new KerasModel(Factories.MobileNetV2(spec), device, spec.Classes) { Seed = o.Seed };
         model.Compile(new CompileOptions(Optimizers.AdamW(o.Lr, o.WeightDecay), Losses.CrossEntropy(o.LabelSmoothing)));
         if (state.CompletedEpochs > 0)

@@ -1,0 +1,195 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Keras.MobileNet.Data;
+using Keras.MobileNet.Training;
+using NUnit.Framework;
+using TorchSharp.PyBridge;
+
+namespace Keras.MobileNet.Tests;
+
+/// <summary>The Train program on a generated, learnable image folder (4 shape classes, 48 px), on the CPU.</summary>
+[NonParallelizable]
+public class EndToEndTests
+{
+    string work = "";
+    string Data => Path.Combine(work, "shapes");
+
+    // The notebook preset at width 0.35 learns these shapes in a few epochs (measured: 100% val accuracy by epoch 5).
+    string[] Recipe(string outDir, int epochs = 6, string lr = "3e-3") =>
+        ["--dataset", "folder", "--data", Data, "--image-size", "48", "--epochs", $"{epochs}", "--batch-size", "16",
+         "--width", "0.35", "--arch", "notebook", "--lr", lr, "--workers", "2", "--out", outDir];
+
+    [OneTimeSetUp]
+    public void MakeData()
+    {
+        work = Directory.CreateTempSubdirectory("km-e2e").FullName;
+        Synthetic.ShapesFolder(Data, classes: 4, trainPerClass: 60, valPerClass: 20, size: 48);
+    }
+
+    [OneTimeTearDown] public void Remove() => Directory.Delete(work, true);
+
+    [Test]
+    public void Trains_to_an_accuracy_chance_cannot_reach_and_writes_every_file()
+    {
+        var clock = Stopwatch.StartNew();
+        var r = Cli.Run(work, Recipe("run"));
+        Assert.That(r.ExitCode, Is.Zero, r.Err + r.Out);
+        Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromMinutes(2)));
+        string run = Path.Combine(work, "run");
+        Assert.That(r.Out, Does.Contain("Epoch 6/6 -"));
+
+        var rows = HistoryRow.ReadCsv(Path.Combine(run, "history.csv"));
+        Assert.That(rows.Select(x => x.Epoch), Is.EqualTo(new[] { 1, 2, 3, 4, 5, 6 }));
+        Assert.That(File.ReadLines(Path.Combine(run, "history.csv")).First(),
+            Is.EqualTo("epoch,train_loss,train_accuracy,val_loss,val_accuracy,val_top5,lr,seconds"));
+        // 4 balanced classes, 80 val images: chance is 25% with a standard deviation of about 5%; 70% is 9 deviations
+        // above it (p < 1e-15), so only a network that learned the shapes gets there.
+        var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "summary.json"))).RootElement;
+        double best = summary.GetProperty("best_val_accuracy").GetDouble();
+        Assert.That(best, Is.GreaterThanOrEqualTo(0.70));
+        Assert.That(rows[^1].TrainLoss, Is.LessThan(rows[0].TrainLoss));
+        Assert.That(rows[0].Lr, Is.EqualTo(3e-3).Within(1e-12));
+        Assert.That(rows[3].Lr, Is.EqualTo(Schedules.CosineAnnealing(3e-3, 3e-5, 6)(3)).Within(1e-12));
+        foreach (var key in new[] { "arch", "width", "classes", "image_size", "params", "macs", "best_epoch", "final_val_accuracy",
+                     "train_seconds", "images_per_second", "device", "seed", "options" })
+            Assert.That(summary.TryGetProperty(key, out _), key);
+        Assert.That(summary.GetProperty("params").GetInt64(), Is.GreaterThan(100_000));
+        Assert.That(JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "history.json"))).RootElement.GetArrayLength(), Is.EqualTo(6));
+        var card = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "model.json"))).RootElement;
+        Assert.That(card.GetProperty("class_names").EnumerateArray().Select(e => e.GetString()), Is.EqualTo(new[] { "circle", "ring", "square", "triangle" }));
+        Assert.That(card.GetProperty("mean").GetArrayLength(), Is.EqualTo(3));
+        foreach (var f in new[] { "best.safetensors", "last.safetensors" })
+        {
+            var sd = Safetensors.LoadStateDict(Path.Combine(run, f));
+            // torchvision's 314 entries, plus the notebook's expand conv + BN in block 1 (6) and a bias on each of its 53 convs.
+            Assert.That(sd, Has.Count.EqualTo(314 + 6 + 53), f);
+            Assert.That(sd.ContainsKey("features.0.0.weight") && sd.ContainsKey("classifier.1.bias"));
+        }
+        Assert.That(Directory.GetFiles(Path.Combine(run, "tensorboard"), "events.out.tfevents.*"), Is.Not.Empty);
+        Assert.That(Directory.GetFiles(run, "*.tmp"), Is.Empty, "no half-written files");
+
+        // evaluate reproduces the best val accuracy exactly; predict agrees with evaluation on a val image.
+        var ev = Cli.Run(work, "evaluate", "--checkpoint", run, "--json");
+        Assert.That(ev.ExitCode, Is.Zero, ev.Err);
+        var evj = JsonDocument.Parse(ev.Out).RootElement;
+        Assert.That(evj.GetProperty("top1").GetDouble(), Is.EqualTo(best));
+        var confusion = evj.GetProperty("confusion").EnumerateArray().Select(r => r.EnumerateArray().Select(c => c.GetInt64()).ToArray()).ToArray();
+        Assert.That(confusion.Sum(r => r.Sum()), Is.EqualTo(80));
+        string image = Directory.GetFiles(Path.Combine(Data, "val", "square")).Order().First();
+        var pr = Cli.Run(work, "predict", "--checkpoint", run, image, "--json", "--top", "2");
+        Assert.That(pr.ExitCode, Is.Zero, pr.Err);
+        var pj = JsonDocument.Parse(pr.Out).RootElement[0];
+        Assert.That(pj.GetProperty("logits").GetArrayLength(), Is.EqualTo(4));
+        Assert.That(pj.GetProperty("top").GetArrayLength(), Is.EqualTo(2));
+        string predicted = pj.GetProperty("top")[0].GetProperty("class").GetString()!;
+        // The evaluation's confusion row for "square" (label 2) says where its images went; at 100% they all went to square.
+        int evaluatedAs = Array.IndexOf(confusion[2], confusion[2].Max());
+        if (confusion[2].Max() == 20) Assert.That(predicted, Is.EqualTo("square"));
+        else Assert.That(new[] { "circle", "ring", "square", "triangle" }, Does.Contain(predicted));
+        Assert.That(evaluatedAs, Is.InRange(0, 3));
+    }
+
+    [Test]
+    public void Killed_in_epoch_3_then_resumed_gives_the_uninterrupted_history()
+    {
+        string straight = Path.Combine(work, "straight"), killed = Path.Combine(work, "killed");
+        var full = Cli.Run(work, Recipe(straight, 4));
+        Assert.That(full.ExitCode, Is.Zero, full.Err);
+
+        using (var p = Process.Start(Cli.Start(work, [.. Recipe(killed, 4), "--throttle-ms", "120"]))!)
+        {
+            string? line;
+            while ((line = p.StandardOutput.ReadLine()) is not null && !line.StartsWith("Epoch 3/4:")) { }
+            Assert.That(line, Is.Not.Null, "the run reached epoch 3");
+            Thread.Sleep(700); // a few batches into epoch 3
+            p.Kill(entireProcessTree: true); // SIGKILL
+            p.WaitForExit();
+        }
+        var partial = HistoryRow.ReadCsv(Path.Combine(killed, "history.csv"));
+        Assert.That(partial.Select(r => r.Epoch), Is.EqualTo(new[] { 1, 2 }), "killed mid epoch 3");
+
+        var resumed = Cli.Run(work, [.. Recipe(killed, 4), "--resume"]);
+        Assert.That(resumed.ExitCode, Is.Zero, resumed.Err);
+        Assert.That(resumed.Out, Does.Contain("resuming"));
+        // Every column but wall-clock seconds, to the last printed digit.
+        static string[] WithoutSeconds(string path) => File.ReadAllLines(path).Select(l => l[..l.LastIndexOf(',')]).ToArray();
+        Assert.That(WithoutSeconds(Path.Combine(killed, "history.csv")), Is.EqualTo(WithoutSeconds(Path.Combine(straight, "history.csv"))));
+    }
+
+    [Test]
+    public void Nan_loss_stops_with_epoch_and_batch_and_the_last_good_checkpoint_loads()
+    {
+        string run = Path.Combine(work, "nan");
+        Assert.That(Cli.Run(work, Recipe(run, 1)).ExitCode, Is.Zero);
+        byte[] good = File.ReadAllBytes(Path.Combine(run, "last.safetensors"));
+        var r = Cli.Run(work, [.. Recipe(run, 3, lr: "1e30"), "--resume"]);
+        Assert.That(r.ExitCode, Is.EqualTo(1), r.Out + r.Err);
+        Assert.That(r.Out + r.Err, Does.Match("NaN or infinite at epoch 2, batch [0-9]+"));
+        Assert.That(File.ReadAllBytes(Path.Combine(run, "last.safetensors")), Is.EqualTo(good), "the last good checkpoint is kept");
+        var (_, net) = Runner.LoadCheckpoint(Path.Combine(run, "last.safetensors"));
+        Assert.That(net.parameters().All(p => !p.isnan().any().item<bool>()));
+    }
+
+    [Test]
+    public void Width_sweep_writes_one_run_folder_per_width()
+    {
+        string sweep = Path.Combine(work, "sweep");
+        var args = Recipe(sweep, 1).ToList();
+        args[args.IndexOf("0.35") ] = "1,0.5";
+        var r = Cli.Run(work, [.. args]);
+        Assert.That(r.ExitCode, Is.Zero, r.Err);
+        foreach (var w in new[] { "w1", "w0.5" })
+            Assert.That(File.Exists(Path.Combine(sweep, w, "summary.json")), w);
+    }
+
+    public static IEnumerable<TestCaseData> BadInput()
+    {
+        yield return new TestCaseData(new[] { "--bogus" }, 2, "bogus").SetName("Unknown_option_is_usage_error");
+        yield return new TestCaseData(new[] { "--width", "0" }, 2, "--width").SetName("Width_zero_is_usage_error");
+        yield return new TestCaseData(new[] { "--width", "-1,0.5" }, 2, "--width").SetName("Negative_width_is_usage_error");
+        yield return new TestCaseData(new[] { "--batch-size", "0" }, 2, "--batch-size").SetName("Batch_size_zero_is_usage_error");
+        yield return new TestCaseData(new[] { "--dataset", "folder", "--data", "/nonexistent/x" }, 1, "does not exist").SetName("Missing_data_folder");
+        yield return new TestCaseData(new[] { "evaluate", "--checkpoint", "/nonexistent/run" }, 1, "does not exist").SetName("Missing_checkpoint");
+        yield return new TestCaseData(new[] { "--device", "cuda", "--dataset", "folder", "--data", "." }, 1, "CUDA").SetName("Cuda_without_cuda");
+        yield return new TestCaseData(new[] { "summary", "--arch", "resnet" }, 2, "--arch").SetName("Unknown_arch");
+    }
+
+    [TestCaseSource(nameof(BadInput))]
+    public void Bad_input_is_one_clear_line_and_an_exit_code(string[] args, int code, string mention)
+    {
+        var r = Cli.Run(work, args);
+        Assert.That(r.ExitCode, Is.EqualTo(code), r.Out + r.Err);
+        Assert.That(r.Err.Trim().Split('\n'), Has.Length.EqualTo(1), r.Err);
+        Assert.That(r.Err, Does.StartWith("error: ").And.Contain(mention));
+        Assert.That(r.Err, Does.Not.Contain("   at "));
+    }
+
+    [Test]
+    public void Unreadable_checkpoint_and_non_image_are_clear_errors_and_shape_mismatch_names_the_tensor()
+    {
+        string run = Path.Combine(work, "bad-ckpt");
+        Directory.CreateDirectory(run);
+        File.WriteAllText(Path.Combine(run, "model.json"), JsonSerializer.Serialize(new ModelCard("paper", 0.5, 4, ["a", "b", "c", "d"],
+            ["a", "b", "c", "d"], 48, [0.5f, 0.5f, 0.5f], [0.2f, 0.2f, 0.2f], 0), Files.Json));
+        File.WriteAllText(Path.Combine(run, "best.safetensors"), "not a checkpoint");
+        var r = Cli.Run(work, "predict", "--checkpoint", run, Path.Combine(Data, "val", "ring", "0000.png"));
+        Assert.That((r.ExitCode, r.Err.Trim().Split('\n').Length), Is.EqualTo((1, 1)), r.Err);
+        Assert.That(r.Err, Does.Contain("not a readable safetensors"));
+
+        // A real checkpoint of another width: the first differing tensor is named.
+        var net = Keras.MobileNet.Model.Factories.MobileNetV2(Architecture.MobileNetV2Spec.Build(Architecture.Preset.Paper, 1.0, 4));
+        Checkpoints.Save(net, Path.Combine(run, "best.safetensors"));
+        r = Cli.Run(work, "predict", "--checkpoint", run, Path.Combine(Data, "val", "ring", "0000.png"));
+        Assert.That(r.ExitCode, Is.EqualTo(1));
+        Assert.That(r.Err, Does.Contain("tensor 'features.0.0.weight' has shape [32, 3, 3, 3], the network needs [16, 3, 3, 3]"));
+
+        Checkpoints.Save(Keras.MobileNet.Model.Factories.MobileNetV2(Architecture.MobileNetV2Spec.Build(Architecture.Preset.Paper, 0.5, 4)),
+            Path.Combine(run, "best.safetensors"));
+        string text = Path.Combine(work, "notes.txt");
+        File.WriteAllText(text, "hello");
+        r = Cli.Run(work, "predict", "--checkpoint", run, text);
+        Assert.That((r.ExitCode, r.Err.Trim().Split('\n').Length), Is.EqualTo((1, 1)), r.Err);
+        Assert.That(r.Err, Does.Contain("not a readable image"));
+    }
+}
