@@ -19,6 +19,8 @@ public static class App
         root.Subcommands.Add(EvaluateCommand.Create());
         root.Subcommands.Add(PredictCommand.Create());
         root.Subcommands.Add(SynthCommand.Create());
+        root.Subcommands.Add(PlotCommand.Create());
+        TrainCommand.ReportsHook = PlotCommand.AfterTraining;
         return root;
     }
 

@@ -140,7 +140,21 @@ public class EndToEndTests
         var r = Cli.Run(work, [.. args]);
         Assert.That(r.ExitCode, Is.Zero, r.Err);
         foreach (var w in new[] { "w1", "w0.5" })
+        {
             Assert.That(File.Exists(Path.Combine(sweep, w, "summary.json")), w);
+            Assert.That(File.Exists(Path.Combine(sweep, w, "confusion.png")), w);
+        }
+        Assert.That(File.Exists(Path.Combine(sweep, "curves.png")) && File.Exists(Path.Combine(sweep, "report.md")), "the sweep's comparison");
+
+        // plot on two runs made by the Train program: every figure and report.md, in under 10 seconds.
+        var clock = Stopwatch.StartNew();
+        var plot = Cli.Run(work, "plot", Path.Combine(sweep, "w1"), Path.Combine(sweep, "w0.5"), "--out", Path.Combine(work, "cmp"));
+        Assert.That(plot.ExitCode, Is.Zero, plot.Err);
+        Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(10)));
+        Assert.That(Directory.GetFiles(Path.Combine(work, "cmp")).Select(Path.GetFileName),
+            Is.EquivalentTo(new[] { "curves.png", "accuracy_vs_cost.png", "lr.png", "report.md" }));
+        var notRun = Cli.Run(work, "plot", Data);
+        Assert.That((notRun.ExitCode, notRun.Err.Trim()), Is.EqualTo((1, $"error: {Data} is not a run folder (no history.csv)")));
     }
 
     public static IEnumerable<TestCaseData> BadInput()

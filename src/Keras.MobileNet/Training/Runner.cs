@@ -197,6 +197,15 @@ public static class Runner
         model.Fit(data.Train, o.Epochs, data.Val, callbacks, initialEpoch: state.CompletedEpochs);
 
         bool failed = model.StopReason?.Contains("NaN") == true;
+        string bestPath = Path.Combine(folder, "best.safetensors");
+        if (!failed && File.Exists(bestPath))
+        {
+            // The confusion matrix of the best checkpoint, for confusion.png and the report.
+            Checkpoints.Load(model.Network, bestPath);
+            var ev = model.Evaluate(data.Val);
+            Files.WriteJson(Path.Combine(folder, "confusion.json"), new Reports.ConfusionData(data.ClassNames,
+                Enumerable.Range(0, spec.Classes).Select(i => Enumerable.Range(0, spec.Classes).Select(j => ev.Confusion[i, j]).ToArray()).ToArray()));
+        }
         state = state with { BestValAccuracy = checkpoint.BestValue, BestEpoch = checkpoint.BestEpoch, Finished = !failed };
         Files.WriteJson(statePath, state);
         var rows = csv.Rows;

@@ -1,0 +1,240 @@
+using Keras.MobileNet.Training;
+using ScottPlot;
+
+namespace Keras.MobileNet.Reports;
+
+public sealed record FigureSize(int Width = 1200, int Height = 900, double Scale = 1.0);
+
+/// <summary>The figures, drawn with ScottPlot, headless. Every function takes values and writes one PNG.</summary>
+public static class Figures
+{
+    static readonly object FontGate = new();
+    static bool fontsReady;
+
+    /// <summary>
+    /// Registers a TrueType font by file and makes it the default, so text renders on a machine with no display and
+    /// no font configuration (otherwise it can come out as boxes or not at all).
+    /// </summary>
+    public static string EnsureFont()
+    {
+        lock (FontGate)
+        {
+            if (fontsReady) return Fonts.Default;
+            string[] candidates =
+            [
+                "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/TTF/DejaVuSans.ttf",
+                "/usr/share/fonts/dejavu/DejaVuSans.ttf", "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+                "/System/Library/Fonts/Supplemental/Arial.ttf", @"C:\Windows\Fonts\arial.ttf",
+            ];
+            string? file = candidates.FirstOrDefault(File.Exists)
+                ?? (Directory.Exists("/usr/share/fonts") ? Directory.EnumerateFiles("/usr/share/fonts", "*.ttf", SearchOption.AllDirectories).FirstOrDefault() : null);
+            if (file is null)
+                throw new Backend.UserError("no TrueType font found for the plots; install one (Debian: apt-get install fonts-dejavu-core)");
+            Fonts.AddFontFile("KM Sans", file);
+            // Titles are bold: register a bold face under the same name, or they fall back to another family.
+            string bold = file.Replace("DejaVuSans.ttf", "DejaVuSans-Bold.ttf").Replace("Regular.ttf", "Bold.ttf");
+            Fonts.AddFontFile("KM Sans", File.Exists(bold) ? bold : file, bold: true, italic: false);
+            Fonts.Default = "KM Sans";
+            fontsReady = true;
+            return Fonts.Default;
+        }
+    }
+
+    static readonly LinePattern[] Patterns = [LinePattern.Dashed, LinePattern.Solid, LinePattern.Dotted, LinePattern.DenselyDashed];
+    static Color ColorOf(int i) => new ScottPlot.Palettes.Category10().GetColor(i);
+
+    static void Save(Plot plot, string path, FigureSize size)
+    {
+        plot.ScaleFactor = (float)size.Scale;
+        Save(path, tmp => plot.SavePng(tmp, size.Width, size.Height));
+    }
+
+    static void Save(string path, Action<string> write)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        string tmp = path + ".tmp.png";
+        write(tmp);
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    /// <summary>
+    /// One line per run, split at non-finite values so a run that ended in NaN stops where it was last finite
+    /// (no line shooting off to infinity).
+    /// </summary>
+    static void AddSeries(Plot plot, IReadOnlyList<double> xs, IReadOnlyList<double?> ys, string label, int index)
+    {
+        bool labelled = false;
+        var segX = new List<double>();
+        var segY = new List<double>();
+        void Flush()
+        {
+            if (segX.Count == 0) return;
+            var line = segX.Count == 1 ? plot.Add.Scatter(segX.ToArray(), segY.ToArray()) : plot.Add.ScatterLine(segX.ToArray(), segY.ToArray());
+            line.Color = ColorOf(index);
+            line.LineWidth = 2;
+            line.LinePattern = Patterns[index % Patterns.Length];
+            line.MarkerSize = segX.Count == 1 || xs.Count <= 20 ? 5 : 0;
+            if (!labelled) { line.LegendText = label; labelled = true; }
+            segX.Clear();
+            segY.Clear();
+        }
+        for (int i = 0; i < xs.Count; i++)
+        {
+            if (ys[i] is double y && double.IsFinite(y)) { segX.Add(xs[i]); segY.Add(y); }
+            else Flush();
+        }
+        Flush();
+    }
+
+    static readonly (string Key, string Title, string YLabel, Func<HistoryRow, double?> Get)[] CurveFields =
+    [
+        ("train_loss", "Train loss", "loss", r => r.TrainLoss),
+        ("val_loss", "Validation loss", "loss", r => r.ValLoss),
+        ("train_accuracy", "Train accuracy", "accuracy", r => r.TrainAccuracy),
+        ("val_accuracy", "Validation accuracy", "accuracy", r => r.ValAccuracy),
+    ];
+
+    /// <summary>curves.png: the notebook's 2x2 grid of train/val loss and accuracy against epoch, one line per run.</summary>
+    public static void Curves(IReadOnlyList<RunData> runs, string path, FigureSize size)
+    {
+        EnsureFont();
+        var mp = new Multiplot();
+        mp.AddPlots(4);
+        mp.Layout = new ScottPlot.MultiplotLayouts.Grid(2, 2);
+        for (int f = 0; f < 4; f++)
+        {
+            var (_, title, ylabel, get) = CurveFields[f];
+            var plot = mp.GetPlot(f);
+            plot.ScaleFactor = (float)size.Scale;
+            for (int r = 0; r < runs.Count; r++)
+                AddSeries(plot, runs[r].History.Select(h => (double)h.Epoch).ToList(), runs[r].History.Select(get).ToList(), runs[r].Label, r);
+            plot.Title(title);
+            plot.XLabel("epoch");
+            plot.YLabel(ylabel);
+            if (runs.All(r => r.History.All(h => get(h) is null)))
+                plot.Add.Annotation("no data", Alignment.MiddleCenter);
+            plot.Axes.AutoScale();
+            plot.Axes.Margins(0.03, 0.08);
+            EpochTicks(plot);
+            // Outside the data area: a legend inside hides the lines of whichever corner it sits in.
+            plot.ShowLegend(Edge.Right);
+        }
+        Save(path, tmp => mp.SavePng(tmp, size.Width, size.Height));
+    }
+
+    static void EpochTicks(Plot plot) =>
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
+
+    /// <summary>lr.png: the learning rate each epoch actually used.</summary>
+    public static void LearningRate(IReadOnlyList<RunData> runs, string path, FigureSize size)
+    {
+        EnsureFont();
+        var plot = new Plot();
+        for (int r = 0; r < runs.Count; r++)
+            AddSeries(plot, runs[r].History.Select(h => (double)h.Epoch).ToList(), runs[r].History.Select(h => (double?)h.Lr).ToList(), runs[r].Label, r);
+        EpochTicks(plot);
+        plot.Title("Learning rate (as applied)");
+        plot.XLabel("epoch");
+        plot.YLabel("learning rate");
+        plot.Axes.Margins(0.03, 0.08);
+        plot.ShowLegend(Alignment.UpperRight);
+        Save(plot, path, size);
+    }
+
+    /// <summary>The runs that no cheaper run beats: sorted by cost, each more accurate than all before it.</summary>
+    public static List<(double Cost, double Accuracy, string Label)> Frontier(IEnumerable<(double Cost, double Accuracy, string Label)> points)
+    {
+        var front = new List<(double, double, string)>();
+        double best = double.NegativeInfinity;
+        foreach (var p in points.Where(p => double.IsFinite(p.Accuracy)).OrderBy(p => p.Cost).ThenByDescending(p => p.Accuracy))
+            if (p.Accuracy > best) { front.Add(p); best = p.Accuracy; }
+        return front;
+    }
+
+    /// <summary>accuracy_vs_cost.png: best val accuracy against params and against MACs, the efficient frontier drawn.</summary>
+    public static void AccuracyVsCost(IReadOnlyList<RunData> runs, string path, FigureSize size)
+    {
+        EnsureFont();
+        var withSummary = runs.Where(r => r.Summary?.BestValAccuracy is not null).ToList();
+        var mp = new Multiplot();
+        mp.AddPlots(2);
+        mp.Layout = new ScottPlot.MultiplotLayouts.Grid(1, 2);
+        for (int panel = 0; panel < 2; panel++)
+        {
+            var plot = mp.GetPlot(panel);
+            plot.ScaleFactor = (float)size.Scale;
+            string unit = panel == 0 ? "parameters (millions)" : "MACs per image (millions)";
+            var pts = withSummary.Select(r => (Cost: (panel == 0 ? r.Summary!.Params : r.Summary!.Macs) / 1e6,
+                Accuracy: r.Summary!.BestValAccuracy!.Value * 100, r.Label)).ToList();
+            var front = Frontier(pts);
+            if (front.Count > 1)
+            {
+                var line = plot.Add.ScatterLine(front.Select(p => p.Cost).ToArray(), front.Select(p => p.Accuracy).ToArray());
+                line.LinePattern = LinePattern.Dashed;
+                line.Color = Colors.Gray;
+            }
+            double maxCost = pts.Count == 0 ? 1 : pts.Max(p => p.Cost);
+            for (int i = 0; i < pts.Count; i++)
+            {
+                plot.Add.Marker(pts[i].Cost, pts[i].Accuracy, MarkerShape.FilledCircle, 12, ColorOf(i));
+                var t = plot.Add.Text($"{pts[i].Label}  {pts[i].Accuracy:F1}%", pts[i].Cost, pts[i].Accuracy);
+                t.LabelFontSize = 14;
+                // Labels of points in the right half go to their left, so none runs off the panel.
+                bool right = pts[i].Cost > 0.6 * maxCost;
+                t.LabelAlignment = right ? Alignment.LowerRight : Alignment.LowerLeft;
+                t.OffsetX = right ? -8 : 8;
+                t.OffsetY = -6;
+            }
+            if (pts.Count == 0) plot.Add.Annotation("no run has a validation accuracy", Alignment.MiddleCenter);
+            plot.Title((panel == 0 ? "Best val accuracy vs parameters" : "Best val accuracy vs MACs") + (front.Count > 1 ? " (dashed: efficient frontier)" : ""));
+            plot.XLabel(unit);
+            plot.YLabel("best val accuracy (%)");
+            plot.Axes.AutoScale();
+            plot.Axes.Margins(0.15, 0.2); // room for the point labels
+        }
+        Save(path, tmp => mp.SavePng(tmp, size.Width, size.Height / 2 + 100));
+    }
+
+    /// <summary>confusion.png: rows = true class, normalised per row, the count in each cell.</summary>
+    public static void Confusion(ConfusionData c, string path, FigureSize size, string title = "Validation confusion matrix")
+    {
+        EnsureFont();
+        int n = c.Classes.Length;
+        var norm = c.Normalized();
+        var data = new double[n, n];
+        for (int i = 0; i < n; i++) for (int j = 0; j < n; j++) data[i, j] = norm[i][j];
+        var plot = new Plot();
+        var hm = plot.Add.Heatmap(data);
+        hm.Colormap = new ScottPlot.Colormaps.Viridis();
+        // Unit cells with their lower-left corners on integers: cell (row i, column j) spans x in [j, j+1].
+        hm.CellWidth = 1;
+        hm.CellHeight = 1;
+        hm.CellAlignment = Alignment.LowerLeft;
+        hm.Position = null;
+        hm.Extent = null;
+        hm.ManualRange = new ScottPlot.Range(0, 1);
+        int font = n <= 10 ? 13 : 9;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++)
+            {
+                // Row i is drawn at the top when i = 0: the heatmap puts data[0, *] in its top row.
+                var t = plot.Add.Text($"{c.Counts[i][j]}\n{norm[i][j]:P0}", j + 0.5, n - i - 0.5);
+                t.LabelFontSize = font;
+                t.LabelAlignment = Alignment.MiddleCenter;
+                t.LabelFontColor = norm[i][j] > 0.6 ? Colors.Black : Colors.White;
+            }
+        var ticks = Enumerable.Range(0, n).Select(i => i + 0.5).ToArray();
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks, c.Classes);
+        plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks.Select(t => n - t).ToArray(), c.Classes);
+        plot.Axes.Bottom.TickLabelStyle.Rotation = -35;
+        plot.Axes.Bottom.TickLabelStyle.Alignment = Alignment.MiddleRight;
+        plot.Axes.Bottom.MinimumSize = 120;
+        plot.Axes.Left.MinimumSize = 120;
+        plot.Add.ColorBar(hm);
+        plot.Axes.SetLimits(0, n, 0, n);
+        plot.Title(title);
+        plot.XLabel("predicted class");
+        plot.YLabel("true class");
+        Save(plot, path, size with { Width = Math.Max(size.Width, 900), Height = Math.Max(size.Height, 800) });
+    }
+}

@@ -1,0 +1,54 @@
+using System.Globalization;
+using System.Text;
+using Keras.MobileNet.Training;
+
+namespace Keras.MobileNet.Reports;
+
+/// <summary>Draws every figure for one run or a comparison, and report.md beside them.</summary>
+public static class Report
+{
+    public static IReadOnlyList<string> Draw(IReadOnlyList<RunData> runs, string outDir, FigureSize? size = null)
+    {
+        if (runs.Count == 0) throw new ArgumentException("no runs to plot");
+        size ??= new FigureSize();
+        Directory.CreateDirectory(outDir);
+        var written = new List<string>();
+        string P(string name) { var p = Path.Combine(outDir, name); written.Add(p); return p; }
+        var ordered = runs.OrderByDescending(r => r.Width).ToList();
+        Figures.Curves(ordered, P("curves.png"), size);
+        Figures.AccuracyVsCost(ordered, P("accuracy_vs_cost.png"), size);
+        Figures.LearningRate(ordered, P("lr.png"), size);
+        if (runs.Count == 1 && runs[0].Confusion is { } c) Figures.Confusion(c, P("confusion.png"), size);
+        Files.WriteAtomic(P("report.md"), Markdown(ordered, outDir, written));
+        return written;
+    }
+
+    static string Pct(double? v) => v is double d ? (d * 100).ToString("F2", CultureInfo.InvariantCulture) + "%" : "-";
+    static string N(long v) => v.ToString("N0", CultureInfo.InvariantCulture);
+
+    public static string Markdown(IReadOnlyList<RunData> runs, string outDir, IReadOnlyList<string> images)
+    {
+        var sb = new StringBuilder("# MobileNetV2 width comparison\n\n");
+        sb.Append("| run | arch | width | params | MACs | best val acc | final val acc | best epoch | epochs | train time | images/s | device |\n");
+        sb.Append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
+        foreach (var r in runs)
+        {
+            var s = r.Summary;
+            string name = Path.GetRelativePath(outDir, r.Folder).Replace('\\', '/');
+            sb.Append($"| {name} | {s?.Arch ?? "-"} | {r.Width.ToString(CultureInfo.InvariantCulture)} | {(s is null ? "-" : N(s.Params))} | " +
+                      $"{(s is null ? "-" : N(s.Macs))} | {Pct(s?.BestValAccuracy)} | {Pct(r.History.LastOrDefault()?.ValAccuracy)} | " +
+                      $"{(s is null || s.BestEpoch < 1 ? "-" : s.BestEpoch)} | {r.History.Count} | " +
+                      $"{(s is null ? "-" : s.TrainSeconds.ToString("F0", CultureInfo.InvariantCulture) + " s")} | " +
+                      $"{(s is null ? "-" : s.ImagesPerSecond.ToString("F0", CultureInfo.InvariantCulture))} | {s?.Device ?? "-"} |\n");
+        }
+        foreach (var r in runs.Where(r => r.Summary?.StopReason is not null))
+            sb.Append($"\n{r.Label} stopped early: {r.Summary!.StopReason}\n");
+        sb.Append('\n');
+        foreach (var img in images.Where(i => i.EndsWith(".png")))
+        {
+            string file = Path.GetFileName(img);
+            sb.Append($"![{Path.GetFileNameWithoutExtension(file)}]({file})\n\n");
+        }
+        return sb.ToString();
+    }
+}
