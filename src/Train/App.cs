@@ -20,6 +20,7 @@ public static class App
         root.Subcommands.Add(PredictCommand.Create());
         root.Subcommands.Add(SynthCommand.Create());
         root.Subcommands.Add(PlotCommand.Create());
+        root.Subcommands.Add(BenchCommand.Create());
         TrainCommand.ReportsHook = PlotCommand.AfterTraining;
         return root;
     }

@@ -26,10 +26,27 @@ public static class TorchRuntime
 
     public static string Describe { get; private set; } = "not loaded";
 
+    /// <summary>
+    /// Runs when this library is loaded, before any of its code can reach TorchSharp: the native library must be
+    /// patched (or the CUDA libtorch loaded) before TorchSharp's own loader first runs, whatever the call order.
+    /// A failure is kept and reported by <see cref="Initialize"/>, as one line.
+    /// </summary>
+#pragma warning disable CA2255 // deliberate: the native library must be ready before any TorchSharp call in any host
+    [System.Runtime.CompilerServices.ModuleInitializer]
+#pragma warning restore CA2255
+    internal static void OnLoad()
+    {
+        try { Initialize(); }
+        catch (Exception e) { failure = e; }
+    }
+
+    static Exception? failure;
+
     public static void Initialize()
     {
         lock (Gate)
         {
+            if (failure is not null) throw failure is UserError ? failure : new UserError($"libtorch could not be loaded: {failure.Message}");
             if (initialized) return;
             string? libDir = Environment.GetEnvironmentVariable("TORCH_LIB_DIR");
             string? sharp = Environment.GetEnvironmentVariable("LIBTORCHSHARP_PATH");

@@ -72,21 +72,12 @@ public static class ImageOps
     public static RgbImage DecodeFile(string path, long maxPixels = DefaultMaxPixels) => Decode(File.ReadAllBytes(path), path, maxPixels);
 
     /// <summary>
-    /// Bilinear resize with antialiasing, like PIL's BILINEAR (torchvision's default for PIL input): ImageSharp's
-    /// Triangle resampler widens its support by the scale factor when shrinking.
+    /// Bilinear resize with antialiasing, exactly as Pillow computes it for torchvision's Resize on PIL images
+    /// (see <see cref="PilResize"/>). Measured faster than ImageSharp's Triangle resampler on this machine kind.
     /// </summary>
-    public static RgbImage Resize(RgbImage src, int width, int height)
-    {
-        if (src.Width == width && src.Height == height) return src;
-        using var img = Image.LoadPixelData<Rgb24>(SingleThreaded, src.Pixels, src.Width, src.Height);
-        img.Mutate(x => x.Resize(new ResizeOptions
-        {
-            Size = new Size(width, height), Mode = ResizeMode.Stretch, Sampler = KnownResamplers.Triangle, Compand = false,
-        }));
-        var pixels = new byte[width * height * 3];
-        img.CopyPixelDataTo(pixels);
-        return new RgbImage(width, height, pixels);
-    }
+    public static RgbImage Resize(RgbImage src, int width, int height) =>
+        src.Width == width && src.Height == height ? src
+            : new RgbImage(width, height, PilResize.Resize(src.Pixels, src.Width, src.Height, width, height));
 
     public static RgbImage Crop(RgbImage src, int top, int left, int size)
     {
@@ -127,17 +118,18 @@ public static class ImageOps
     /// RandomRotation (nearest, about the centre, canvas kept, black fill), RandomCrop and RandomHorizontalFlip,
     /// then ToTensor + Normalize, fused into one pass over the output pixels. The inverse mapping is PIL's:
     /// output pixel centre (x + 0.5, y + 0.5) rotated by -angle about (w / 2, h / 2), then floored.
+    /// <paramref name="window"/> holds the pixels of the resized image (of <paramref name="fullWidth"/> x
+    /// <paramref name="fullHeight"/>) from (<paramref name="windowX"/>, <paramref name="windowY"/>) on.
     /// </summary>
-    public static void RotateCropFlip(RgbImage resized, AugmentParams p, int size, float[][] lut, Span<float> dest)
+    public static void RotateCropFlip(RgbImage window, int windowX, int windowY, int fullWidth, int fullHeight, AugmentParams p, int size,
+        float[][] lut, Span<float> dest)
     {
-        int w = resized.Width, h = resized.Height, plane = size * size;
+        int w = fullWidth, h = fullHeight, plane = size * size, ww = window.Width;
         if (dest.Length != 3 * plane) throw new ArgumentException("destination does not match the crop");
-        double theta = -p.AngleDegrees * Math.PI / 180.0;
-        // PIL rounds the matrix to 15 decimals; keep that so the sampled pixels agree.
-        double cos = Math.Round(Math.Cos(theta), 15), sin = Math.Round(Math.Sin(theta), 15);
+        var (cos, sin) = Rotation(p.AngleDegrees);
         double cx = w / 2.0, cy = h / 2.0;
-        var px = resized.Pixels;
-        float zr = lut[0][0], zg = lut[1][0], zb = lut[2][0];
+        var px = window.Pixels;
+        var (lr, lg, lb) = (lut[0], lut[1], lut[2]);
         for (int y = 0; y < size; y++)
         {
             double dy = p.Top + y + 0.5 - cy;
@@ -150,15 +142,45 @@ public static class ImageOps
                 int o = y * size + x;
                 if (sx < 0 || sy < 0 || sx >= w || sy >= h)
                 {
-                    dest[o] = zr; dest[plane + o] = zg; dest[2 * plane + o] = zb;
+                    dest[o] = lr[0]; dest[plane + o] = lg[0]; dest[2 * plane + o] = lb[0];
                     continue;
                 }
-                int s = ((int)sy * w + (int)sx) * 3;
-                dest[o] = lut[0][px[s]];
-                dest[plane + o] = lut[1][px[s + 1]];
-                dest[2 * plane + o] = lut[2][px[s + 2]];
+                int s = (((int)sy - windowY) * ww + ((int)sx - windowX)) * 3;
+                dest[o] = lr[px[s]];
+                dest[plane + o] = lg[px[s + 1]];
+                dest[2 * plane + o] = lb[px[s + 2]];
             }
         }
+    }
+
+    public static void RotateCropFlip(RgbImage resized, AugmentParams p, int size, float[][] lut, Span<float> dest) =>
+        RotateCropFlip(resized, 0, 0, resized.Width, resized.Height, p, size, lut, dest);
+
+    /// <summary>PIL rounds the rotation matrix to 15 decimals; keep that so the sampled pixels agree.</summary>
+    static (double Cos, double Sin) Rotation(double degrees)
+    {
+        double theta = -degrees * Math.PI / 180.0;
+        return (Math.Round(Math.Cos(theta), 15), Math.Round(Math.Sin(theta), 15));
+    }
+
+    /// <summary>
+    /// The part of the resized image the rotated crop can read: the bounding box of the crop's corners mapped back,
+    /// one pixel of margin, clipped to the image. Returns (x, y, width, height).
+    /// </summary>
+    public static (int X, int Y, int Width, int Height) SourceWindow(int fullWidth, int fullHeight, AugmentParams p, int size)
+    {
+        var (cos, sin) = Rotation(p.AngleDegrees);
+        double cx = fullWidth / 2.0, cy = fullHeight / 2.0;
+        double minX = double.MaxValue, maxX = double.MinValue, minY = double.MaxValue, maxY = double.MinValue;
+        foreach (var (ox, oy) in new[] { (0.0, 0.0), (size, 0.0), (0.0, size), (size, (double)size) })
+        {
+            double dx = p.Left + ox - cx, dy = p.Top + oy - cy;
+            double sx = cos * dx + sin * dy + cx, sy = -sin * dx + cos * dy + cy;
+            (minX, maxX, minY, maxY) = (Math.Min(minX, sx), Math.Max(maxX, sx), Math.Min(minY, sy), Math.Max(maxY, sy));
+        }
+        int x0 = Math.Clamp((int)Math.Floor(minX) - 1, 0, fullWidth - 1), y0 = Math.Clamp((int)Math.Floor(minY) - 1, 0, fullHeight - 1);
+        int x1 = Math.Clamp((int)Math.Floor(maxX) + 2, x0 + 1, fullWidth), y1 = Math.Clamp((int)Math.Floor(maxY) + 2, y0 + 1, fullHeight);
+        return (x0, y0, x1 - x0, y1 - y0);
     }
 }
 
@@ -184,7 +206,10 @@ public sealed class TrainTransform(TransformConfig cfg) : IImageTransform
     {
         var p = Geometry.Sample(cfg, seed, epoch, index, img.Width, img.Height);
         var (w, h) = Geometry.ResizeShorter(img.Width, img.Height, p.ResizeShort);
-        ImageOps.RotateCropFlip(ImageOps.Resize(img, w, h), p, cfg.ImageSize, lut, dest);
+        // Resize only the window the rotated crop reads: the same pixels, a fraction of the work.
+        var (x, y, ww, wh) = ImageOps.SourceWindow(w, h, p, cfg.ImageSize);
+        var window = new RgbImage(ww, wh, PilResize.Resize(img.Pixels, img.Width, img.Height, w, h, x, y, ww, wh));
+        ImageOps.RotateCropFlip(window, x, y, w, h, p, cfg.ImageSize, lut, dest);
     }
 }
 

@@ -65,7 +65,7 @@ public static class Synthetic
     }
 
     /// <summary>A photo-like JPEG (smooth gradients, texture and noise), reproducible from the seed.</summary>
-    public static byte[] PhotoJpeg(int width, int height, int seed, int quality = 90)
+    public static byte[] PhotoJpeg(int width, int height, int seed, int quality = 85)
     {
         var rng = new Random(seed);
         using var img = new Image<Rgb24>(width, height);
@@ -74,7 +74,7 @@ public static class Synthetic
             for (int x = 0; x < width; x++)
             {
                 double u = (double)x / width, v = (double)y / height;
-                int n = rng.Next(-20, 20);
+                int n = rng.Next(-6, 7);
                 img[x, y] = new Rgb24((byte)Math.Clamp(127 + 110 * Math.Sin(a * u + b * v) + n, 0, 255),
                     (byte)Math.Clamp(255 * u * v + 20 * Math.Sin(f * u) + n, 0, 255),
                     (byte)Math.Clamp(128 + 100 * Math.Cos(b * u * 3 + f * v) + n, 0, 255));

@@ -1,0 +1,111 @@
+using System.Diagnostics;
+using Keras.MobileNet.Data;
+using SkiaSharp;
+using static TorchSharp.torch;
+
+namespace Keras.MobileNet.Bench;
+
+public sealed record PipelineRate(string Mode, int Workers, double ImagesPerSecond);
+
+public sealed record FootprintEstimate(int TrainWidth, int TrainHeight, double TrainBytesPerImage, double ValBytesPerImage,
+    double ManagedBytesPerImage, long ImagenetteFullTrainImages, long ImagenetteFullValImages, double ImagenetteFullEstimateBytes);
+
+public sealed record PipelineBenchResult(int Images, int SourceWidth, int SourceHeight, int ImageSize, double ImageSharpDecodePerSecond,
+    double SkiaSharpDecodePerSecond, double ResizePerSecond, double RotateCropFlipNormalizePerSecond, IReadOnlyList<PipelineRate> Rates,
+    FootprintEstimate Footprint, long PeakWorkingSetBytes, string Decoder, string Resampler);
+
+/// <summary>Images per second of the train and val transforms, cached and streaming, with 1..N workers, on generated JPEGs.</summary>
+public static class PipelineBench
+{
+    public static PipelineBenchResult Run(int images, IReadOnlyList<int> workers, int width = 500, int height = 375, int imageSize = 224,
+        Action<string>? log = null)
+    {
+        string root = Directory.CreateTempSubdirectory("km-bench").FullName;
+        try
+        {
+            var files = new List<string>();
+            for (int i = 0; i < images; i++)
+            {
+                string dir = Path.Combine(root, "train", $"c{i % 2}");
+                Directory.CreateDirectory(dir);
+                string f = Path.Combine(dir, $"{i:D5}.jpg");
+                File.WriteAllBytes(f, Synthetic.PhotoJpeg(width, height, i));
+                files.Add(f);
+            }
+            var bytes = files.Select(File.ReadAllBytes).ToList();
+            double Rate(int n, Action<int> body)
+            {
+                for (int i = 0; i < Math.Min(n, 48); i++) body(i); // past the JIT's first tiers
+                var clock = Stopwatch.StartNew();
+                for (int i = 0; i < n; i++) body(i);
+                return n / clock.Elapsed.TotalSeconds;
+            }
+            // Single-thread stage costs: where the time goes.
+            double isDecode = Rate(images, i => ImageOps.Decode(bytes[i], files[i]));
+            double skDecode = Rate(images, i => { using var b = SKBitmap.Decode(bytes[i]); });
+            var decoded = bytes.Select((b, i) => ImageOps.Decode(b, files[i])).ToList();
+            var cfg = TransformConfig.For(imageSize);
+            var (rw, rh) = Geometry.ResizeShorter(width, height, cfg.TrainResizes[1]);
+            double resize = Rate(images, i => ImageOps.Resize(decoded[i], rw, rh));
+            var resized = ImageOps.Resize(decoded[0], rw, rh);
+            var lut = ImageOps.NormalizeTable(cfg.Mean, cfg.Std);
+            var dest = new float[3 * imageSize * imageSize];
+            var one = cfg with { TrainResizes = [cfg.TrainResizes[1]] }; // every sample at the resize measured above
+            double fused = Rate(images, i => ImageOps.RotateCropFlip(resized, Geometry.Sample(one, 0, 0, i, width, height), imageSize, lut, dest));
+            log?.Invoke($"one thread: decode {isDecode:F0}/s (SkiaSharp {skDecode:F0}/s), resize {resize:F0}/s, rotate+crop+flip+normalize {fused:F0}/s");
+
+            var split = ImageFolder.Scan(root, "train");
+            var rates = new List<PipelineRate>();
+            foreach (int w in workers)
+                foreach (var (mode, train, cached) in new[] { ("train_cached", true, true), ("train_streaming", true, false), ("val_cached", false, true), ("val_streaming", false, false) })
+                {
+                    IImageTransform t = train ? new TrainTransform(cfg) : new ValTransform(cfg);
+                    var log2 = new BadImageLog();
+                    IImageDataset ds = cached ? InMemoryDataset.Build(split, t, log2, w) : new StreamingDataset(split, t, log2);
+                    var loader = new DataLoader(ds, 64, true, 0, w, CPU);
+                    foreach (var b in loader.Epoch(0)) b.Dispose(); // warm-up epoch
+                    var clock = Stopwatch.StartNew();
+                    int n = 0;
+                    foreach (var b in loader.Epoch(1)) { n += b.Count; b.Dispose(); }
+                    rates.Add(new PipelineRate(mode, w, n / clock.Elapsed.TotalSeconds));
+                    log?.Invoke($"{mode,-16} workers {w}: {rates[^1].ImagesPerSecond:F0} images/s");
+                }
+            return new PipelineBenchResult(images, width, height, imageSize, isDecode, skDecode, resize, fused, rates, Footprint(cfg, log),
+                Measure.PeakWorkingSet(), "ImageSharp 2.1 JPEG decoder", "ImageSharp Triangle (bilinear, antialiased when shrinking)");
+        }
+        finally { Directory.Delete(root, true); }
+    }
+
+    /// <summary>
+    /// The in-memory footprint measured on generated images of Imagenette's average size (470x390), extrapolated to
+    /// full Imagenette: 9,469 train images kept decoded, 3,925 val images kept as their final 224 crop.
+    /// </summary>
+    static FootprintEstimate Footprint(TransformConfig cfg, Action<string>? log)
+    {
+        const int n = 64, w = 470, h = 390;
+        string root = Directory.CreateTempSubdirectory("km-foot").FullName;
+        try
+        {
+            foreach (var split in new[] { "train", "val" })
+                for (int i = 0; i < n; i++)
+                {
+                    string dir = Path.Combine(root, split, $"c{i % 2}");
+                    Directory.CreateDirectory(dir);
+                    File.WriteAllBytes(Path.Combine(dir, $"{i:D3}.jpg"), Synthetic.PhotoJpeg(w, h, i));
+                }
+            GC.Collect(); GC.WaitForPendingFinalizers(); GC.Collect();
+            long before = GC.GetTotalMemory(true);
+            var train = InMemoryDataset.Build(ImageFolder.Scan(root, "train"), new TrainTransform(cfg), new BadImageLog(), 2);
+            var val = InMemoryDataset.Build(ImageFolder.Scan(root, "val"), new ValTransform(cfg), new BadImageLog(), 2);
+            long after = GC.GetTotalMemory(true);
+            double managedPerImage = (after - before) / (2.0 * n);
+            double trainPer = (double)train.Bytes / n, valPer = (double)val.Bytes / n;
+            double estimate = 9469 * trainPer + 3925 * valPer;
+            log?.Invoke($"in-memory footprint: {trainPer:F0} B per train image, {valPer:F0} B per val image (managed heap grew {after - before:N0} B for {2 * n}); " +
+                        $"full Imagenette estimate {estimate / 1e9:F2} GB");
+            GC.KeepAlive(train); GC.KeepAlive(val);
+            return new FootprintEstimate(w, h, trainPer, valPer, managedPerImage, 9469, 3925, estimate);
+        }
+        finally { Directory.Delete(root, true); }
+    }
+}

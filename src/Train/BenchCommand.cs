@@ -1,0 +1,79 @@
+using System.CommandLine;
+using System.Text.Json;
+using Keras.MobileNet.Backend;
+using Keras.MobileNet.Bench;
+using Keras.MobileNet.Training;
+
+namespace Keras.MobileNet.Cli;
+
+public static class BenchCommand
+{
+    static int[] Ints(string s) => s.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+        .Select(x => int.TryParse(x, out var v) && v > 0 ? v : throw new ArgumentException($"expected positive integers, not '{x}'")).ToArray();
+
+    static void Print(object result) => Console.WriteLine(JsonSerializer.Serialize(result, Files.Json));
+
+    public static Command Create()
+    {
+        var bench = new Command("bench", "Benchmarks: pipeline, train, epoch");
+
+        var images = new Option<int>("--images") { Description = "Generated 500x375 JPEGs", DefaultValueFactory = _ => 256 };
+        var workers = new Option<string>("--workers") { Description = "Worker counts, e.g. 1,2", DefaultValueFactory = _ => $"1,{Environment.ProcessorCount}" };
+        var pipeline = new Command("pipeline", "Images/s of the train and val transforms, cached and streaming; prints JSON") { images, workers };
+        pipeline.SetAction(p => App.Guard(p, () =>
+        {
+            var w = Ints(p.GetValue(workers)!).Distinct().ToArray();
+            Print(PipelineBench.Run(p.GetValue(images), w, log: Console.Error.WriteLine));
+            return 0;
+        }));
+        bench.Subcommands.Add(pipeline);
+
+        var device = new Option<string>("--device") { DefaultValueFactory = _ => "cpu" };
+        var widths = new Option<string>("--width") { DefaultValueFactory = _ => "1,0.5" };
+        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 32 };
+        var size = new Option<int>("--image-size") { DefaultValueFactory = _ => 224 };
+        var steps = new Option<int>("--steps") { Description = "Timed steps per round", DefaultValueFactory = _ => 5 };
+        var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 3 };
+        var rounds = new Option<int>("--rounds") { Description = "Alternating rounds (median taken)", DefaultValueFactory = _ => 3 };
+        var json = new Option<bool>("--json");
+        var train = new Command("train", "Train-step and inference images/s: ours vs TorchVision.NET mobilenet_v2, same process")
+            { device, widths, batch, size, steps, warmup, rounds, json };
+        train.SetAction(p => App.Guard(p, () =>
+        {
+            var dev = TorchRuntime.ResolveDevice(p.GetValue(device)!);
+            var ws = TrainCommand.ParseWidths(p.GetValue(widths)!);
+            if (p.GetValue(batch) < 1 || p.GetValue(steps) < 1 || p.GetValue(rounds) < 1) throw new ArgumentException("--batch-size, --steps and --rounds must be >= 1");
+            var r = TrainBench.Run(dev, ws, p.GetValue(batch), p.GetValue(size), p.GetValue(steps), p.GetValue(warmup), p.GetValue(rounds),
+                (w, c) => TorchSharp.torchvision.models.mobilenet_v2(num_classes: c, width_mult: w), Console.Error.WriteLine);
+            if (p.GetValue(json)) Print(new { result = r, ratios = r.Ratios().Select(x => new { x.Width, train = x.TrainRatio, inference = x.InferRatio }) });
+            else
+            {
+                foreach (var (w, tr, inf) in r.Ratios()) Console.WriteLine($"width {w}: ours/baseline train {tr:F3}x, inference {inf:F3}x");
+                Console.WriteLine($"peak working set {r.PeakWorkingSetBytes / 1e6:F0} MB" + (r.PeakDeviceBytes is long d ? $", peak device memory used {d / 1e9:F2} GB" : ""));
+            }
+            return 0;
+        }));
+        bench.Subcommands.Add(train);
+
+        var eDevice = new Option<string>("--device") { DefaultValueFactory = _ => "cpu" };
+        var eWidth = new Option<double>("--width") { DefaultValueFactory = _ => 1.0 };
+        var eBatch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 32 };
+        var eImages = new Option<int>("--images") { DefaultValueFactory = _ => 256 };
+        var eEpochs = new Option<int>("--epochs") { Description = "Epochs through the pipeline (memory check: 5)", DefaultValueFactory = _ => 1 };
+        var eWorkers = new Option<int>("--workers") { DefaultValueFactory = _ => Environment.ProcessorCount };
+        var eJson = new Option<bool>("--json");
+        var epoch = new Command("epoch", "One real epoch through the pipeline vs the same steps on pre-made tensors")
+            { eDevice, eWidth, eBatch, eImages, eEpochs, eWorkers, eJson };
+        epoch.SetAction(p => App.Guard(p, () =>
+        {
+            var dev = TorchRuntime.ResolveDevice(p.GetValue(eDevice)!);
+            var r = EpochBench.Run(dev, p.GetValue(eWidth), p.GetValue(eBatch), p.GetValue(eImages), p.GetValue(eEpochs), p.GetValue(eWorkers),
+                log: Console.Error.WriteLine);
+            if (p.GetValue(eJson)) Print(r);
+            else Console.WriteLine($"pipeline epoch / pure steps = {r.Ratio:F3} ({r.PipelineEpochSeconds:F2} s vs {r.PureStepSeconds:F2} s)");
+            return 0;
+        }));
+        bench.Subcommands.Add(epoch);
+        return bench;
+    }
+}
