@@ -26,12 +26,8 @@ public static class EpochBench
         string root = Directory.CreateTempSubdirectory("km-epoch").FullName;
         try
         {
-            for (int i = 0; i < images; i++)
-            {
-                string dir = Path.Combine(root, "train", $"c{i % 10}");
-                Directory.CreateDirectory(dir);
-                File.WriteAllBytes(Path.Combine(dir, $"{i:D5}.jpg"), Synthetic.PhotoJpeg(500, 375, i));
-            }
+            for (int c = 0; c < 10; c++) Directory.CreateDirectory(Path.Combine(root, "train", $"c{c}"));
+            Parallel.For(0, images, i => File.WriteAllBytes(Path.Combine(root, "train", $"c{i % 10}", $"{i:D5}.jpg"), Synthetic.PhotoJpeg(500, 375, i)));
             var cfg = TransformConfig.For(imageSize);
             var ds = InMemoryDataset.Build(ImageFolder.Scan(root, "train"), new TrainTransform(cfg), new BadImageLog(), workers);
             var loader = new DataLoader(ds, batch, shuffle: true, seed: 0, workers, device);
@@ -42,7 +38,7 @@ public static class EpochBench
             using var sampler = new Measure.PeakSampler(device.type == DeviceType.CUDA);
 
             // Warm-up on the real path (allocator, kernels), then the pure steps on one pre-made batch.
-            model.Fit(new TensorData(randn(batch, 3, imageSize, imageSize), randint(0, 10, [batch]), batch), 1);
+            model.Fit(new TensorData(randn(batch, 3, imageSize, imageSize, device: device), randint(0, 10, [batch], device: device), batch), 1);
             var first = loader.MakeBatch(0, Enumerable.Range(0, batch).ToArray());
             var pure = new RepeatBatch(first, steps);
             Measure.Sync(device);

@@ -81,7 +81,9 @@ public sealed class DataLoader(IImageDataset dataset, int batchSize, bool shuffl
         });
         var labelTensor = tensor(labels, ScalarType.Int64);
         if (device.type == DeviceType.CPU) return new Batch(images, labelTensor);
-        var batch = new Batch(images.pin_memory().to(device, non_blocking: true), labelTensor.to(device));
+        // Pinned host memory lets the copy to the device run asynchronously while the previous batch trains.
+        using var pinned = images.pin_memory();
+        var batch = new Batch(pinned.to(device, non_blocking: true), labelTensor.to(device));
         images.Dispose();
         labelTensor.Dispose();
         return batch;

@@ -187,7 +187,10 @@ public static class Checkpoints
     public static void Save(torch.nn.Module model, string path)
     {
         string tmp = path + ".tmp";
-        model.save_safetensors(tmp);
+        // Host copies, in PyTorch's key order: the file is the same whatever device trained the weights.
+        var state = Model.StateDicts.InPyTorchOrder(model).ToDictionary(e => e.Key, e => e.Value.detach().cpu());
+        try { Safetensors.SaveStateDict(tmp, state); }
+        finally { foreach (var t in state.Values) t.Dispose(); }
         File.Move(tmp, path, overwrite: true);
     }
 

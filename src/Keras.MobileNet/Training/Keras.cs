@@ -212,13 +212,18 @@ public sealed class KerasModel(nn.Module<Tensor, Tensor> network, Device device,
     void TrainStep(Batch b, MetricFold fold)
     {
         using var scope = NewDisposeScope();
+        var (x, y) = OnDevice(b);
         Optimizer!.zero_grad();
-        var logits = Network.forward(b.Images);
-        var loss = compiled!.Loss(logits, b.Labels);
+        var logits = Network.forward(x);
+        var loss = compiled!.Loss(logits, y);
         loss.backward();
         Optimizer.step();
-        fold.Add(loss, logits, b.Labels);
+        fold.Add(loss, logits, y);
     }
+
+    /// <summary>Loaders deliver on the device already; tensors given directly (TensorData) may still be elsewhere.</summary>
+    (Tensor X, Tensor Y) OnDevice(Batch b) =>
+        b.Images.device == Device ? (b.Images, b.Labels) : (b.Images.to(Device), b.Labels.to(Device));
 
     /// <summary>eval() and no_grad(): loss (mean of batch means), accuracy, top-k, confusion matrix.</summary>
     public Evaluation Evaluate(IBatchSource data)
@@ -232,8 +237,9 @@ public sealed class KerasModel(nn.Module<Tensor, Tensor> network, Device device,
                 using (b)
                 using (var scope = NewDisposeScope())
                 {
-                    var logits = Network.forward(b.Images);
-                    fold.Add(loss(logits, b.Labels), logits, b.Labels, withConfusion: true);
+                    var (x, y) = OnDevice(b);
+                    var logits = Network.forward(x);
+                    fold.Add(loss(logits, y), logits, y, withConfusion: true);
                 }
         var r = fold.Read();
         return new Evaluation(r.Loss, r.Accuracy, r.TopK, fold.Confusion(), fold.Samples);
