@@ -56,7 +56,9 @@ public static class TrainCommand
                 TensorBoard = p.GetValue(tb), Dropout = p.GetValue(dropout), ThrottleMs = p.GetValue(throttle),
             };
             var results = Runner.TrainAll(opts, App.Console2);
-            ReportsHook?.Invoke(results);
+            // The run is complete and saved; a figure that cannot be drawn is reported, not a failed training.
+            try { ReportsHook?.Invoke(results); }
+            catch (Exception e) when (e is not OutOfMemoryException) { Console.Error.WriteLine($"warning: figures not drawn: {e.Message}"); }
             return results.Any(r => r.Failed) ? 1 : 0;
         });
         root.SetAction(action);

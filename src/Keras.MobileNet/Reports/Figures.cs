@@ -12,28 +12,30 @@ public static class Figures
     static bool fontsReady;
 
     /// <summary>
-    /// Registers a TrueType font by file and makes it the default, so text renders on a machine with no display and
-    /// no font configuration (otherwise it can come out as boxes or not at all).
+    /// Registers the DejaVu Sans shipped inside this library (regular and bold) and makes it the default, so text
+    /// renders the same on every machine, including GPU hosts and CI machines with no fonts or display at all.
     /// </summary>
     public static string EnsureFont()
     {
         lock (FontGate)
         {
             if (fontsReady) return Fonts.Default;
-            string[] candidates =
-            [
-                "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/TTF/DejaVuSans.ttf",
-                "/usr/share/fonts/dejavu/DejaVuSans.ttf", "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-                "/System/Library/Fonts/Supplemental/Arial.ttf", @"C:\Windows\Fonts\arial.ttf",
-            ];
-            string? file = candidates.FirstOrDefault(File.Exists)
-                ?? (Directory.Exists("/usr/share/fonts") ? Directory.EnumerateFiles("/usr/share/fonts", "*.ttf", SearchOption.AllDirectories).FirstOrDefault() : null);
-            if (file is null)
-                throw new Backend.UserError("no TrueType font found for the plots; install one (Debian: apt-get install fonts-dejavu-core)");
-            Fonts.AddFontFile("KM Sans", file);
-            // Titles are bold: register a bold face under the same name, or they fall back to another family.
-            string bold = file.Replace("DejaVuSans.ttf", "DejaVuSans-Bold.ttf").Replace("Regular.ttf", "Bold.ttf");
-            Fonts.AddFontFile("KM Sans", File.Exists(bold) ? bold : file, bold: true, italic: false);
+            string dir = Path.Combine(Path.GetTempPath(), $"keras-mobilenet-fonts-{Environment.UserName}");
+            Directory.CreateDirectory(dir);
+            string Extract(string name)
+            {
+                string path = Path.Combine(dir, name);
+                using var res = typeof(Figures).Assembly.GetManifestResourceStream($"fonts/{name}")
+                    ?? throw new InvalidOperationException($"embedded font {name} is missing");
+                if (File.Exists(path) && new FileInfo(path).Length == res.Length) return path;
+                string tmp = path + $".{Environment.ProcessId}.tmp";
+                using (var f = File.Create(tmp)) res.CopyTo(f);
+                File.Move(tmp, path, overwrite: true);
+                return path;
+            }
+            Fonts.AddFontFile("KM Sans", Extract("DejaVuSans.ttf"));
+            // Titles are bold: register the bold face under the same name, or they fall back to another family.
+            Fonts.AddFontFile("KM Sans", Extract("DejaVuSans-Bold.ttf"), bold: true, italic: false);
             Fonts.Default = "KM Sans";
             fontsReady = true;
             return Fonts.Default;
