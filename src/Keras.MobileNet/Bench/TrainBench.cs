@@ -21,7 +21,7 @@ public sealed record TrainBenchResult(string Device, IReadOnlyList<StepResult> O
 public static class TrainBench
 {
     public static TrainBenchResult Run(Device device, IReadOnlyList<double> widths, int batch, int imageSize, int steps, int warmup, int rounds,
-        Func<double, int, nn.Module<Tensor, Tensor>> baseline, Action<string>? log = null)
+        Func<double, int, nn.Module<Tensor, Tensor>> baseline, Action<string>? log = null, double minSeconds = 0.5)
     {
         var ours = new List<StepResult>();
         var theirs = new List<StepResult>();
@@ -45,8 +45,8 @@ public static class TrainBench
                 foreach (var first in new[] { r % 2 == 0, r % 2 != 0 })
                 {
                     var (net, opt, train, infer) = first ? (a, optA, trainA, inferA) : (b, optB, trainB, inferB);
-                    train.Add(TrainRate(net, opt, x, y, device, r == 0 ? warmup : 1, steps));
-                    infer.Add(InferRate(net, x, device, r == 0 ? warmup : 1, steps));
+                    train.Add(TrainRate(net, opt, x, y, device, r == 0 ? warmup : 1, steps, minSeconds));
+                    infer.Add(InferRate(net, x, device, r == 0 ? warmup : 1, steps, minSeconds));
                 }
             }
             var o = new StepResult("ours", w, batch, imageSize, Measure.Median(trainA), Measure.Median(inferA));
@@ -59,7 +59,26 @@ public static class TrainBench
         return new TrainBenchResult(device.ToString(), ours, theirs, Measure.PeakWorkingSet(), sampler.MaxDevice);
     }
 
-    static double TrainRate(nn.Module<Tensor, Tensor> net, optim.Optimizer opt, Tensor x, Tensor y, Device device, int warmup, int steps)
+    /// <summary>
+    /// Images per second over at least <paramref name="steps"/> steps and at least <paramref name="minSeconds"/>:
+    /// a window of a few milliseconds (small widths on a GPU) is at the mercy of one GC pause or launch hiccup.
+    /// </summary>
+    static double Timed(Action step, long batch, Device device, int warmup, int steps, double minSeconds)
+    {
+        for (int i = 0; i < warmup; i++) step();
+        Measure.Sync(device);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        int done = 0;
+        while (done < steps || clock.Elapsed.TotalSeconds < minSeconds)
+        {
+            for (int i = 0; i < steps; i++) step();
+            done += steps;
+            Measure.Sync(device);
+        }
+        return done * batch / clock.Elapsed.TotalSeconds;
+    }
+
+    static double TrainRate(nn.Module<Tensor, Tensor> net, optim.Optimizer opt, Tensor x, Tensor y, Device device, int warmup, int steps, double minSeconds)
     {
         net.train();
         void Step()
@@ -70,15 +89,10 @@ public static class TrainBench
             loss.backward();
             opt.step();
         }
-        for (int i = 0; i < warmup; i++) Step();
-        Measure.Sync(device);
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        for (int i = 0; i < steps; i++) Step();
-        Measure.Sync(device);
-        return steps * x.shape[0] / clock.Elapsed.TotalSeconds;
+        return Timed(Step, x.shape[0], device, warmup, steps, minSeconds);
     }
 
-    static double InferRate(nn.Module<Tensor, Tensor> net, Tensor x, Device device, int warmup, int steps)
+    static double InferRate(nn.Module<Tensor, Tensor> net, Tensor x, Device device, int warmup, int steps, double minSeconds)
     {
         net.eval();
         using var _ = no_grad();
@@ -87,11 +101,6 @@ public static class TrainBench
             using var scope = NewDisposeScope();
             net.forward(x);
         }
-        for (int i = 0; i < warmup; i++) Step();
-        Measure.Sync(device);
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        for (int i = 0; i < steps; i++) Step();
-        Measure.Sync(device);
-        return steps * x.shape[0] / clock.Elapsed.TotalSeconds;
+        return Timed(Step, x.shape[0], device, warmup, steps, minSeconds);
     }
 }
