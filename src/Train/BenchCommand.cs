@@ -32,19 +32,18 @@ public static class BenchCommand
         var widths = new Option<string>("--width") { DefaultValueFactory = _ => "1,0.5" };
         var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 32 };
         var size = new Option<int>("--image-size") { DefaultValueFactory = _ => 224 };
-        var steps = new Option<int>("--steps") { Description = "Timed steps per round", DefaultValueFactory = _ => 5 };
+        var steps = new Option<int>("--steps") { Description = "Timed step pairs (ours, baseline), at least", DefaultValueFactory = _ => 10 };
         var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 3 };
-        var rounds = new Option<int>("--rounds") { Description = "Alternating rounds (median taken)", DefaultValueFactory = _ => 3 };
         var minSeconds = new Option<double>("--min-seconds") { Description = "Each timing runs at least this long", DefaultValueFactory = _ => 0.5 };
         var json = new Option<bool>("--json");
         var train = new Command("train", "Train-step and inference images/s: ours vs TorchVision.NET mobilenet_v2, same process")
-            { device, widths, batch, size, steps, warmup, rounds, minSeconds, json };
+            { device, widths, batch, size, steps, warmup, minSeconds, json };
         train.SetAction(p => App.Guard(p, () =>
         {
             var dev = TorchRuntime.ResolveDevice(p.GetValue(device)!);
             var ws = TrainCommand.ParseWidths(p.GetValue(widths)!);
-            if (p.GetValue(batch) < 1 || p.GetValue(steps) < 1 || p.GetValue(rounds) < 1) throw new ArgumentException("--batch-size, --steps and --rounds must be >= 1");
-            var r = TrainBench.Run(dev, ws, p.GetValue(batch), p.GetValue(size), p.GetValue(steps), p.GetValue(warmup), p.GetValue(rounds),
+            if (p.GetValue(batch) < 1 || p.GetValue(steps) < 1) throw new ArgumentException("--batch-size and --steps must be >= 1");
+            var r = TrainBench.Run(dev, ws, p.GetValue(batch), p.GetValue(size), p.GetValue(steps), p.GetValue(warmup),
                 (w, c) => TorchSharp.torchvision.models.mobilenet_v2(num_classes: c, width_mult: w), Console.Error.WriteLine, p.GetValue(minSeconds));
             if (p.GetValue(json)) Print(new { result = r, ratios = r.Ratios().Select(x => new { x.Width, train = x.TrainRatio, inference = x.InferRatio }) });
             else

@@ -9,8 +9,7 @@ nproc >> $OUT/card.txt
 # 1. train step and inference, ours vs TorchVision.NET, same process
 # (batch 64 is launch-bound and jittery on an H100: more alternating rounds, the median kept)
 for b in 64 256; do
-  rounds=$([ $b = 64 ] && echo 6 || echo 3)
-  timeout $([ $b = 64 ] && echo 110 || echo 170) $T bench train --device cuda --width 1,0.75,0.5,0.25 --batch-size $b --steps 20 --warmup 5 --rounds $rounds --json \
+  timeout $([ $b = 64 ] && echo 110 || echo 170) $T bench train --device cuda --width 1,0.75,0.5,0.25 --batch-size $b --steps 40 --warmup 5 --json \
     > $OUT/bench_train_b$b.json
 done
 # 2. one epoch through the pipeline vs pure steps, on the card's host cores

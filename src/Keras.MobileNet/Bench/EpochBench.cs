@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 
 namespace Keras.MobileNet.Bench;
 
-public sealed record EpochMemory(int Epoch, double Seconds, long PeakWorkingSetBytes, long LiveTensorsOnTrainingThread);
+public sealed record EpochMemory(int Epoch, double Seconds, long PeakWorkingSetBytes, long LiveTensors, long LiveTensorsOnTrainingThread);
 
 public sealed record EpochBenchResult(string Device, double Width, int Batch, int Images, int Steps, double PureStepSeconds,
     double PipelineEpochSeconds, double Ratio, IReadOnlyList<EpochMemory> Epochs, long? PeakDeviceBytes);
@@ -39,38 +39,44 @@ public static class EpochBench
 
             // Warm-up on the real path (allocator, kernels), then the pure steps on one pre-made batch.
             model.Fit(new TensorData(randn(batch, 3, imageSize, imageSize, device: device), randint(0, 10, [batch], device: device), batch), 1);
-            var first = loader.MakeBatch(0, Enumerable.Range(0, batch).ToArray());
-            var pure = new RepeatBatch(first, steps);
-            Measure.Sync(device);
-            var clock = Stopwatch.StartNew();
-            model.Fit(pure, 1);
-            Measure.Sync(device);
-            double pureSeconds = clock.Elapsed.TotalSeconds;
-            first.Dispose();
-
             var memory = new List<EpochMemory>();
             var probe = new EpochProbe(memory);
-            clock.Restart();
-            model.Fit(loader, epochs, callbacks: [probe]);
-            double epochSeconds = memory[0].Seconds;
+            var pureTimes = new List<double>();
+            // Alternate: the epoch's own batches made in advance (same images, same augmentation, on the device), then
+            // the same epoch through the pipeline. Identical epochs differ by several percent on a noisy machine, so
+            // the medians of the pairs are compared.
+            for (int e = 0; e < epochs; e++)
+            {
+                var premade = loader.Epoch(e).ToList();
+                Measure.Sync(device);
+                var clock = Stopwatch.StartNew();
+                model.Fit(new PreMade(premade), 1);
+                Measure.Sync(device);
+                pureTimes.Add(clock.Elapsed.TotalSeconds);
+                foreach (var b in premade) b.Dispose();
+                model.Fit(loader, e + 1, callbacks: [probe], initialEpoch: e);
+            }
+            double pureSeconds = Measure.Median(pureTimes), epochSeconds = Measure.Median(memory.Select(m => m.Seconds));
             double ratio = epochSeconds / pureSeconds;
-            log?.Invoke($"{steps} steps of batch {batch}: pure {pureSeconds:F2} s, through the pipeline {epochSeconds:F2} s ({ratio:F3}x)");
+            log?.Invoke($"{steps} steps of batch {batch}, median of {epochs}: pure {pureSeconds:F2} s, through the pipeline {epochSeconds:F2} s ({ratio:F3}x); " +
+                        $"pure: {string.Join(" ", pureTimes.Select(t => t.ToString("F2")))}");
             foreach (var m in memory)
-                log?.Invoke($"epoch {m.Epoch}: {m.Seconds:F2} s, peak working set {m.PeakWorkingSetBytes / 1e6:F1} MB, live tensors {m.LiveTensorsOnTrainingThread}");
+                log?.Invoke($"epoch {m.Epoch}: {m.Seconds:F2} s, peak working set {m.PeakWorkingSetBytes / 1e6:F1} MB, live tensors {m.LiveTensors} " +
+                            $"(dispose-scope statistics, training thread: {m.LiveTensorsOnTrainingThread})");
+            if (memory.Count >= 5)
+                log?.Invoke($"peak working set, epoch 5 vs epoch 2: {100.0 * (memory[4].PeakWorkingSetBytes - memory[1].PeakWorkingSetBytes) / memory[1].PeakWorkingSetBytes:+0.0;-0.0}%");
             return new EpochBenchResult(device.ToString(), width, batch, images, steps, pureSeconds, epochSeconds, ratio, memory, sampler.MaxDevice);
         }
         finally { Directory.Delete(root, true); }
     }
 
-    /// <summary>The same batch served every step (aliases, so the consumer's Dispose leaves the original alive).</summary>
-    sealed class RepeatBatch(Batch batch, int steps) : IBatchSource
+    /// <summary>Batches made in advance, served as aliases (the consumer's Dispose leaves the originals alive).</summary>
+    sealed class PreMade(List<Batch> batches) : IBatchSource
     {
-        public int BatchesPerEpoch => steps;
-        public int Count => steps * batch.Count;
-        public IEnumerable<Batch> Epoch(int epoch, int skipBatches = 0)
-        {
-            for (int i = skipBatches; i < steps; i++) yield return new Batch(batch.Images.alias(), batch.Labels.alias());
-        }
+        public int BatchesPerEpoch => batches.Count;
+        public int Count => batches.Sum(b => b.Count);
+        public IEnumerable<Batch> Epoch(int epoch, int skipBatches = 0) =>
+            batches.Skip(skipBatches).Select(b => new Batch(b.Images.alias(), b.Labels.alias()));
     }
 
     /// <summary>Per epoch: wall time, peak working set during that epoch, and TorchSharp's live-tensor count.</summary>
@@ -90,7 +96,7 @@ public static class EpochBench
         public override void OnEpochEnd(int epoch, Logs logs)
         {
             double s = clock.Elapsed.TotalSeconds;
-            into.Add(new EpochMemory(epoch + 1, s, sampler!.Max, DisposeScopeManager.Statistics.ThreadTotalLiveCount));
+            into.Add(new EpochMemory(epoch + 1, s, sampler!.Max, Tensor.TotalCount, DisposeScopeManager.Statistics.ThreadTotalLiveCount));
             sampler.Dispose();
         }
     }

@@ -16,11 +16,12 @@ public sealed record TrainBenchResult(string Device, IReadOnlyList<StepResult> O
 
 /// <summary>
 /// Train step (forward, backward, AdamW step) and inference throughput of our network against TorchVision.NET's
-/// mobilenet_v2 of the same width, in one process, measured in alternating rounds so drift hits both alike.
+/// mobilenet_v2 of the same width, in one process. The two are timed step by step in pairs whose order alternates
+/// (A B, B A, ...) and compared by their median step: a machine whose speed drifts over seconds affects both alike.
 /// </summary>
 public static class TrainBench
 {
-    public static TrainBenchResult Run(Device device, IReadOnlyList<double> widths, int batch, int imageSize, int steps, int warmup, int rounds,
+    public static TrainBenchResult Run(Device device, IReadOnlyList<double> widths, int batch, int imageSize, int pairs, int warmup,
         Func<double, int, nn.Module<Tensor, Tensor>> baseline, Action<string>? log = null, double minSeconds = 0.5)
     {
         var ours = new List<StepResult>();
@@ -36,21 +37,16 @@ public static class TrainBench
             b.to(device);
             using var x = randn(batch, 3, imageSize, imageSize, device: device);
             using var y = randint(0, 10, [batch], device: device);
-            var (trainA, trainB, inferA, inferB) = (new List<double>(), new List<double>(), new List<double>(), new List<double>());
             using var optA = optim.AdamW(a.parameters(), 1e-3, weight_decay: 0);
             using var optB = optim.AdamW(b.parameters(), 1e-3, weight_decay: 0);
-            for (int r = 0; r < rounds; r++)
-            {
-                // Alternate which network goes first in each round.
-                foreach (var first in new[] { r % 2 == 0, r % 2 != 0 })
-                {
-                    var (net, opt, train, infer) = first ? (a, optA, trainA, inferA) : (b, optB, trainB, inferB);
-                    train.Add(TrainRate(net, opt, x, y, device, r == 0 ? warmup : 1, steps, minSeconds));
-                    infer.Add(InferRate(net, x, device, r == 0 ? warmup : 1, steps, minSeconds));
-                }
-            }
-            var o = new StepResult("ours", w, batch, imageSize, Measure.Median(trainA), Measure.Median(inferA));
-            var t = new StepResult("torchvision", w, batch, imageSize, Measure.Median(trainB), Measure.Median(inferB));
+            a.train(); b.train();
+            var (trainA, trainB) = Paired(() => TrainStep(a, optA, x, y), () => TrainStep(b, optB, x, y), batch, device, warmup, pairs, minSeconds);
+            a.eval(); b.eval();
+            double inferA, inferB;
+            using (no_grad())
+                (inferA, inferB) = Paired(() => InferStep(a, x), () => InferStep(b, x), batch, device, warmup, pairs, minSeconds);
+            var o = new StepResult("ours", w, batch, imageSize, trainA, inferA);
+            var t = new StepResult("torchvision", w, batch, imageSize, trainB, inferB);
             ours.Add(o);
             theirs.Add(t);
             log?.Invoke($"width {w}: train {o.TrainImagesPerSecond:F1} vs {t.TrainImagesPerSecond:F1} img/s ({o.TrainImagesPerSecond / t.TrainImagesPerSecond:F3}x), " +
@@ -59,48 +55,37 @@ public static class TrainBench
         return new TrainBenchResult(device.ToString(), ours, theirs, Measure.PeakWorkingSet(), sampler.MaxDevice);
     }
 
-    /// <summary>
-    /// Images per second over at least <paramref name="steps"/> steps and at least <paramref name="minSeconds"/>:
-    /// a window of a few milliseconds (small widths on a GPU) is at the mercy of one GC pause or launch hiccup.
-    /// </summary>
-    static double Timed(Action step, long batch, Device device, int warmup, int steps, double minSeconds)
+    /// <summary>Images per second of A and B from the medians of their individually timed, interleaved steps.</summary>
+    static (double A, double B) Paired(Action stepA, Action stepB, long batch, Device device, int warmup, int pairs, double minSeconds)
     {
-        for (int i = 0; i < warmup; i++) step();
+        for (int i = 0; i < warmup; i++) { stepA(); stepB(); }
         Measure.Sync(device);
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        int done = 0;
-        while (done < steps || clock.Elapsed.TotalSeconds < minSeconds)
-        {
-            for (int i = 0; i < steps; i++) step();
-            done += steps;
-            Measure.Sync(device);
-        }
-        return done * batch / clock.Elapsed.TotalSeconds;
+        var times = new[] { new List<double>(), new List<double>() };
+        var steps = new[] { stepA, stepB };
+        var total = System.Diagnostics.Stopwatch.StartNew();
+        for (int i = 0; i < pairs || total.Elapsed.TotalSeconds < 2 * minSeconds; i++)
+            foreach (int which in i % 2 == 0 ? new[] { 0, 1 } : [1, 0])
+            {
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                steps[which]();
+                Measure.Sync(device);
+                times[which].Add(clock.Elapsed.TotalSeconds);
+            }
+        return (batch / Measure.Median(times[0]), batch / Measure.Median(times[1]));
     }
 
-    static double TrainRate(nn.Module<Tensor, Tensor> net, optim.Optimizer opt, Tensor x, Tensor y, Device device, int warmup, int steps, double minSeconds)
+    static void TrainStep(nn.Module<Tensor, Tensor> net, optim.Optimizer opt, Tensor x, Tensor y)
     {
-        net.train();
-        void Step()
-        {
-            using var scope = NewDisposeScope();
-            opt.zero_grad();
-            var loss = nn.functional.cross_entropy(net.forward(x), y, label_smoothing: 0.1);
-            loss.backward();
-            opt.step();
-        }
-        return Timed(Step, x.shape[0], device, warmup, steps, minSeconds);
+        using var scope = NewDisposeScope();
+        opt.zero_grad();
+        var loss = nn.functional.cross_entropy(net.forward(x), y, label_smoothing: 0.1);
+        loss.backward();
+        opt.step();
     }
 
-    static double InferRate(nn.Module<Tensor, Tensor> net, Tensor x, Device device, int warmup, int steps, double minSeconds)
+    static void InferStep(nn.Module<Tensor, Tensor> net, Tensor x)
     {
-        net.eval();
-        using var _ = no_grad();
-        void Step()
-        {
-            using var scope = NewDisposeScope();
-            net.forward(x);
-        }
-        return Timed(Step, x.shape[0], device, warmup, steps, minSeconds);
+        using var scope = NewDisposeScope();
+        net.forward(x);
     }
 }

@@ -204,6 +204,7 @@ public sealed class KerasModel(nn.Module<Tensor, Tensor> network, Device device,
                 logs = logs.With("val_loss", v.Loss).With("val_accuracy", v.Accuracy).With($"val_top{compiled.TopK}", v.TopK);
             }
             foreach (var c in all) c.OnEpochEnd(epoch, logs);
+            Backend.NativeMemory.Trim();
         }
         foreach (var c in all) c.OnTrainEnd(history.Epochs.Count > 0 ? history.Epochs[^1].Logs : Logs.Empty);
         return history;

@@ -188,13 +188,13 @@ public static class Runner
             Files.WriteJson(statePath, state = state with { CompletedEpochs = epoch + 1, TrainSeconds = seconds, TrainImages = images });
         }) { BestValue = state.BestValAccuracy, BestEpoch = state.BestEpoch };
         var csv = new CsvLogger(Path.Combine(folder, "history.csv"), earlier);
-        var callbacks = new List<Callback> { schedule, new TerminateOnNaN(), csv, checkpoint,
-            new ProgressPrinter(console, o.Epochs, steps) };
+        var progress = new ProgressPrinter(console, o.Epochs, steps);
+        var callbacks = new List<Callback> { schedule, new TerminateOnNaN(), csv, checkpoint, progress };
         if (o.TensorBoard) callbacks.Add(new TensorBoard(Path.Combine(folder, "tensorboard")));
         if (o.EarlyStoppingPatience > 0) callbacks.Add(new EarlyStopping("val_accuracy", o.EarlyStoppingPatience));
         if (o.ThrottleMs > 0) callbacks.Add(new Throttle(o.ThrottleMs));
 
-        model.Fit(data.Train, o.Epochs, data.Val, callbacks, initialEpoch: state.CompletedEpochs);
+        progress.RunLive(() => model.Fit(data.Train, o.Epochs, data.Val, callbacks, initialEpoch: state.CompletedEpochs));
 
         bool failed = model.StopReason?.Contains("NaN") == true;
         string bestPath = Path.Combine(folder, "best.safetensors");
