@@ -86,7 +86,10 @@ public sealed class EarlyStopping(string monitor = "val_loss", int patience = 10
     }
 }
 
-/// <summary>Writes TensorBoard event files: every numeric epoch log as a scalar (TorchSharp's SummaryWriter).</summary>
+/// <summary>
+/// Writes TensorBoard event files: every numeric epoch log as a scalar (TorchSharp's SummaryWriter, which writes each
+/// event as it is added; a resumed run adds a new event file beside the old one, which TensorBoard merges).
+/// </summary>
 public sealed class TensorBoard(string logDir) : Callback
 {
     TorchSharp.Modules.SummaryWriter? writer;
@@ -97,8 +100,6 @@ public sealed class TensorBoard(string logDir) : Callback
         foreach (var (k, v) in logs.Values)
             if (double.IsFinite(v) && k != "first_nonfinite_batch") writer!.add_scalar(k.StartsWith("val_") ? $"val/{k[4..]}" : $"train/{k}", (float)v, epoch + 1);
     }
-
-    public override void OnTrainEnd(Logs logs) { }
 }
 
 /// <summary>The epoch table written as history.csv (and .json) after every epoch; rows of earlier runs are kept on resume.</summary>
