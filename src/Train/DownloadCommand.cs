@@ -32,8 +32,9 @@ public static class DownloadCommand
             var train = ImageFolder.Scan(folder, "train");
             var val = ImageFolder.Scan(folder, "val", train.Classes);
             Console.WriteLine($"{folder}: {train.Samples.Count} train, {val.Samples.Count} val images, {train.Classes.Count} classes");
+            var (trainCounts, valCounts) = (train.CountsPerClass(), val.CountsPerClass());
             for (int i = 0; i < train.Classes.Count; i++)
-                Console.WriteLine($"  {i} {train.Classes[i]} {Imagenette.HumanName(train.Classes[i])}: {train.CountsPerClass()[i]} / {val.CountsPerClass()[i]}");
+                Console.WriteLine($"  {i} {train.Classes[i]} {Imagenette.HumanName(train.Classes[i])}: {trainCounts[i]} / {valCounts[i]}");
             return 0;
         }));
         return cmd;

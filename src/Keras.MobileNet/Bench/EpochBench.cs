@@ -26,8 +26,7 @@ public static class EpochBench
         string root = Directory.CreateTempSubdirectory("km-epoch").FullName;
         try
         {
-            for (int c = 0; c < 10; c++) Directory.CreateDirectory(Path.Combine(root, "train", $"c{c}"));
-            Parallel.For(0, images, i => File.WriteAllBytes(Path.Combine(root, "train", $"c{i % 10}", $"{i:D5}.jpg"), Synthetic.PhotoJpeg(500, 375, i)));
+            Synthetic.PhotoFolder(root, "train", images, classes: 10, 500, 375);
             var cfg = TransformConfig.For(imageSize);
             var ds = InMemoryDataset.Build(ImageFolder.Scan(root, "train"), new TrainTransform(cfg), new BadImageLog(), workers);
             var loader = new DataLoader(ds, batch, shuffle: true, seed: 0, workers, device);

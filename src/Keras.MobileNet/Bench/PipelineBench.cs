@@ -23,15 +23,7 @@ public static class PipelineBench
         string root = Directory.CreateTempSubdirectory("km-bench").FullName;
         try
         {
-            var files = new List<string>();
-            for (int i = 0; i < images; i++)
-            {
-                string dir = Path.Combine(root, "train", $"c{i % 2}");
-                Directory.CreateDirectory(dir);
-                string f = Path.Combine(dir, $"{i:D5}.jpg");
-                File.WriteAllBytes(f, Synthetic.PhotoJpeg(width, height, i));
-                files.Add(f);
-            }
+            var files = Synthetic.PhotoFolder(root, "train", images, classes: 2, width, height);
             var bytes = files.Select(File.ReadAllBytes).ToList();
             double Rate(int n, Action<int> body)
             {
@@ -86,13 +78,7 @@ public static class PipelineBench
         string root = Directory.CreateTempSubdirectory("km-foot").FullName;
         try
         {
-            foreach (var split in new[] { "train", "val" })
-                for (int i = 0; i < n; i++)
-                {
-                    string dir = Path.Combine(root, split, $"c{i % 2}");
-                    Directory.CreateDirectory(dir);
-                    File.WriteAllBytes(Path.Combine(dir, $"{i:D3}.jpg"), Synthetic.PhotoJpeg(w, h, i));
-                }
+            foreach (var split in new[] { "train", "val" }) Synthetic.PhotoFolder(root, split, n, classes: 2, w, h);
             GC.Collect(); GC.WaitForPendingFinalizers(); GC.Collect();
             long before = GC.GetTotalMemory(true);
             var train = InMemoryDataset.Build(ImageFolder.Scan(root, "train"), new TrainTransform(cfg), new BadImageLog(), 2);

@@ -77,8 +77,6 @@ public interface IImageDataset
     int Label(int index);
     /// <summary>The image after <see cref="IImageTransform.Prepare"/>; null when it cannot be read.</summary>
     RgbImage? Prepared(int index);
-    /// <summary>Identifies the sample for the random choices (stable across runs).</summary>
-    string Describe(int index);
 }
 
 /// <summary>
@@ -89,41 +87,37 @@ public sealed class InMemoryDataset : IImageDataset
 {
     readonly RgbImage[] images;
     readonly int[] labels;
-    readonly string[] paths;
 
     public IReadOnlyList<string> Classes { get; }
     public IImageTransform Transform { get; }
     public int Count => images.Length;
     public long Bytes { get; }
 
-    InMemoryDataset(RgbImage[] images, int[] labels, string[] paths, IReadOnlyList<string> classes, IImageTransform transform)
+    InMemoryDataset(RgbImage[] images, int[] labels, IReadOnlyList<string> classes, IImageTransform transform)
     {
-        (this.images, this.labels, this.paths, Classes, Transform) = (images, labels, paths, classes, transform);
+        (this.images, this.labels, Classes, Transform) = (images, labels, classes, transform);
         Bytes = images.Sum(i => i.Bytes);
     }
 
     public static InMemoryDataset Build(ImageFolderSplit split, IImageTransform transform, BadImageLog log, int workers,
-        long maxPixels = ImageOps.DefaultMaxPixels, IProgress<int>? progress = null)
+        long maxPixels = ImageOps.DefaultMaxPixels)
     {
         var loaded = new RgbImage?[split.Samples.Count];
-        int done = 0;
         Parallel.For(0, loaded.Length, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, workers) }, i =>
         {
             var s = split.Samples[i];
             try { loaded[i] = transform.Prepare(ImageOps.DecodeFile(s.Path, maxPixels)); }
             catch (BadImageException e) { log.Add(s.Path, e.Why); }
             catch (IOException e) { log.Add(s.Path, e.Message); }
-            progress?.Report(Interlocked.Increment(ref done));
         });
         var keep = Enumerable.Range(0, loaded.Length).Where(i => loaded[i] is not null).ToArray();
         if (keep.Length == 0) throw new UserError($"{split.Directory}: no readable images");
         return new InMemoryDataset(keep.Select(i => loaded[i]!).ToArray(), keep.Select(i => split.Samples[i].Label).ToArray(),
-            keep.Select(i => split.Samples[i].Path).ToArray(), split.Classes, transform);
+            split.Classes, transform);
     }
 
     public int Label(int index) => labels[index];
     public RgbImage? Prepared(int index) => images[index];
-    public string Describe(int index) => paths[index];
 }
 
 /// <summary>Reads and decodes from disk every time (low memory). Unreadable files are logged and skipped.</summary>
@@ -166,5 +160,4 @@ public sealed class StreamingDataset : IImageDataset
         catch (BadImageException e) { log.Add(samples[index].Path, e.Why); return null; }
     }
 
-    public string Describe(int index) => samples[index].Path;
 }

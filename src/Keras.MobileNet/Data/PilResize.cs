@@ -13,11 +13,11 @@ public static class PilResize
     const int PrecisionBits = 32 - 8 - 2;
 
     /// <summary>Per output index: first input index, tap count, and fixed-point weights (ksize per row).</summary>
-    public sealed record Coefficients(int OutSize, int KSize, int[] Start, int[] Count, int[] Weights, double[] Exact);
+    public sealed record Coefficients(int OutSize, int KSize, int[] Start, int[] Count, int[] Weights);
 
     static Coefficients Window(Coefficients c, int first, int count) => first == 0 && count == c.OutSize ? c
         : new Coefficients(count, c.KSize, c.Start[first..(first + count)], c.Count[first..(first + count)],
-            c.Weights[(first * c.KSize)..((first + count) * c.KSize)], c.Exact[(first * c.KSize)..((first + count) * c.KSize)]);
+            c.Weights[(first * c.KSize)..((first + count) * c.KSize)]);
 
     static readonly ConcurrentDictionary<(int, int), Coefficients> Cache = new();
 
@@ -37,7 +37,7 @@ public static class PilResize
         int ksize = (int)Math.Ceiling(support) * 2 + 1;
         var start = new int[outSize];
         var count = new int[outSize];
-        var exact = new double[outSize * ksize];
+        var row = new double[ksize]; // one output index's weights before normalisation
         var fixedW = new int[outSize * ksize];
         for (int xx = 0; xx < outSize; xx++)
         {
@@ -51,19 +51,18 @@ public static class PilResize
             for (int x = 0; x < xmax; x++)
             {
                 double w = Bilinear((x + xmin - center + 0.5) * ss);
-                exact[xx * ksize + x] = w;
+                row[x] = w;
                 ww += w;
             }
             for (int x = 0; x < xmax; x++)
             {
-                if (ww != 0) exact[xx * ksize + x] /= ww;
-                double p = exact[xx * ksize + x];
+                double p = ww != 0 ? row[x] / ww : row[x];
                 fixedW[xx * ksize + x] = p < 0 ? (int)(-0.5 + p * (1 << PrecisionBits)) : (int)(0.5 + p * (1 << PrecisionBits));
             }
             start[xx] = xmin;
             count[xx] = xmax;
         }
-        return new Coefficients(outSize, ksize, start, count, fixedW, exact);
+        return new Coefficients(outSize, ksize, start, count, fixedW);
     }
 
     static unsafe void AddScaledRow(byte* row, int* acc, int length, int weight)

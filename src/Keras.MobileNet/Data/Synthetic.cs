@@ -64,6 +64,18 @@ public static class Synthetic
         return root;
     }
 
+    /// <summary>
+    /// ROOT/split/c&lt;k&gt;/NNNNN.jpg: <paramref name="count"/> photo-like JPEGs spread over <paramref name="classes"/>
+    /// folders, generated in parallel (benchmark data). Returns the file paths in index order.
+    /// </summary>
+    public static string[] PhotoFolder(string root, string split, int count, int classes, int width, int height)
+    {
+        for (int c = 0; c < classes; c++) Directory.CreateDirectory(Path.Combine(root, split, $"c{c}"));
+        var files = Enumerable.Range(0, count).Select(i => Path.Combine(root, split, $"c{i % classes}", $"{i:D5}.jpg")).ToArray();
+        Parallel.For(0, count, i => File.WriteAllBytes(files[i], PhotoJpeg(width, height, i)));
+        return files;
+    }
+
     /// <summary>A photo-like JPEG (smooth gradients, texture and noise), reproducible from the seed.</summary>
     public static byte[] PhotoJpeg(int width, int height, int seed, int quality = 85)
     {

@@ -117,7 +117,8 @@ public static class Runner
         var train = ImageFolder.Scan(root, "train");
         var val = ImageFolder.Scan(root, "val", train.Classes);
         var names = train.Classes.Select(c => imagenette ? Imagenette.HumanName(c) : c).ToArray();
-        log($"classes ({names.Length}): " + string.Join(", ", names.Select((n, i) => $"{n} {train.CountsPerClass()[i]}/{val.CountsPerClass()[i]}")));
+        var (trainCounts, valCounts) = (train.CountsPerClass(), val.CountsPerClass());
+        log($"classes ({names.Length}): " + string.Join(", ", names.Select((n, i) => $"{n} {trainCounts[i]}/{valCounts[i]}")));
         var bad = new BadImageLog { OnWarning = log };
         var clock = System.Diagnostics.Stopwatch.StartNew();
         IImageDataset trainDs, valDs;
