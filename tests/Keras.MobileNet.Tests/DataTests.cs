@@ -1,7 +1,10 @@
 using System.Formats.Tar;
 using System.Security.Cryptography;
 using Keras.MobileNet.Backend;
+using Keras.MobileNet.Architecture;
 using Keras.MobileNet.Data;
+using Keras.MobileNet.Model;
+using Keras.MobileNet.Training;
 using NUnit.Framework;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
@@ -150,6 +153,46 @@ public class PipelineTests
 
     static List<(float[] X, long[] Y)> Take(DataLoader loader, int epoch) =>
         loader.Epoch(epoch).Select(b => { using (b) return (Flat(b.Images), b.Labels.data<long>().ToArray()); }).ToList();
+
+    /// <summary>After each epoch: TorchSharp's live tensors, and the dispose-scope statistics' count for this thread plus
+    /// what the loader's thread handed over.</summary>
+    sealed class LiveTensors(Action<int>? perBatch = null) : Callback
+    {
+        public readonly List<(long Total, long ByScopes)> AfterEpoch = [];
+        public override void OnBatchEnd(int batch, Logs logs) => perBatch?.Invoke(batch);
+        public override void OnEpochEnd(int epoch, Logs logs) =>
+            AfterEpoch.Add((Tensor.TotalCount, TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount + DataLoader.TensorsHandedOver));
+    }
+
+    [Test]
+    public void Fit_over_the_loader_leaves_no_tensor_behind_from_epoch_to_epoch()
+    {
+        List<(long Total, long ByScopes)> Run(Action<int>? perBatch)
+        {
+            manual_seed(0);
+            using var model = new KerasModel(Factories.MobileNetV2(MobileNetV2Spec.Build(Preset.Paper, 0.25, 3)), CPU, 3);
+            model.Compile(new CompileOptions(Optimizers.AdamW(1e-3, 0), Losses.CrossEntropy(0.1)));
+            var probe = new LiveTensors(perBatch);
+            var ckpt = Directory.CreateTempSubdirectory("km-live").FullName;
+            try
+            {
+                // validation, checkpoints (host copies) and the optimizer's state file run every epoch before the probe
+                model.Fit(Loader(2, inMemory: true, size: 32), 4, validation: Loader(1, inMemory: true, size: 32),
+                    callbacks: [new ModelCheckpoint(ckpt), probe]);
+            }
+            finally { Directory.Delete(ckpt, true); }
+            return probe.AfterEpoch;
+        }
+        var clean = Run(null);
+        Assert.That(clean.Select(c => c.Total).Distinct(), Has.Exactly(1).Items, $"Tensor.TotalCount per epoch: {string.Join(", ", clean)}");
+        Assert.That(clean.Select(c => c.ByScopes).Distinct(), Has.Exactly(1).Items, $"dispose-scope statistics per epoch: {string.Join(", ", clean)}");
+        // The same probe sees one tensor kept per batch (4 batches an epoch) in both counts.
+        var kept = new List<Tensor>();
+        var leaky = Run(_ => kept.Add(zeros(1)));
+        Assert.That(leaky[3].Total - leaky[1].Total, Is.EqualTo(8));
+        Assert.That(leaky[3].ByScopes - leaky[1].ByScopes, Is.EqualTo(8));
+        foreach (var t in kept) t.Dispose();
+    }
 
     [Test]
     public void Same_seed_gives_identical_batches_with_1_and_4_workers_and_across_runs_epochs_differ()

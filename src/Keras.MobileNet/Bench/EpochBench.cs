@@ -8,7 +8,10 @@ using static TorchSharp.torch;
 
 namespace Keras.MobileNet.Bench;
 
-public sealed record EpochMemory(int Epoch, double Seconds, long PeakWorkingSetBytes, long LiveTensors, long LiveTensorsOnTrainingThread);
+/// <param name="LiveTensors">TorchSharp's <c>Tensor.TotalCount</c>.</param>
+/// <param name="LiveTensorsByDisposeScopeStatistics">The training thread's dispose-scope statistics (ThreadTotalLiveCount) plus the
+/// tensors the loader's thread handed to it (<see cref="DataLoader.TensorsHandedOver"/>).</param>
+public sealed record EpochMemory(int Epoch, double Seconds, long PeakWorkingSetBytes, long LiveTensors, long LiveTensorsByDisposeScopeStatistics);
 
 public sealed record EpochBenchResult(string Device, double Width, int Batch, int Images, int Steps, double PureStepSeconds,
     double PipelineEpochSeconds, double Ratio, IReadOnlyList<EpochMemory> Epochs, long? PeakDeviceBytes);
@@ -61,7 +64,7 @@ public static class EpochBench
                         $"pure: {string.Join(" ", pureTimes.Select(t => t.ToString("F2")))}");
             foreach (var m in memory)
                 log?.Invoke($"epoch {m.Epoch}: {m.Seconds:F2} s, peak working set {m.PeakWorkingSetBytes / 1e6:F1} MB, live tensors {m.LiveTensors} " +
-                            $"(dispose-scope statistics, training thread: {m.LiveTensorsOnTrainingThread})");
+                            $"(dispose-scope statistics: {m.LiveTensorsByDisposeScopeStatistics})");
             if (memory.Count >= 5)
                 log?.Invoke($"peak working set, epoch 5 vs epoch 2: {100.0 * (memory[4].PeakWorkingSetBytes - memory[1].PeakWorkingSetBytes) / memory[1].PeakWorkingSetBytes:+0.0;-0.0}%");
             return new EpochBenchResult(device.ToString(), width, batch, images, steps, pureSeconds, epochSeconds, ratio, memory, sampler.MaxDevice);
@@ -95,7 +98,7 @@ public static class EpochBench
         public override void OnEpochEnd(int epoch, Logs logs)
         {
             double s = clock.Elapsed.TotalSeconds;
-            into.Add(new EpochMemory(epoch + 1, s, sampler!.Max, Tensor.TotalCount, DisposeScopeManager.Statistics.ThreadTotalLiveCount));
+            into.Add(new EpochMemory(epoch + 1, s, sampler!.Max, Tensor.TotalCount, DisposeScopeManager.Statistics.ThreadTotalLiveCount + DataLoader.TensorsHandedOver));
             sampler.Dispose();
         }
     }

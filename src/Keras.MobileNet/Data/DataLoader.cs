@@ -58,6 +58,15 @@ public sealed class DataLoader(IImageDataset dataset, int batchSize, bool shuffl
 
     public int BatchesPerEpoch => dropLast ? dataset.Count / batchSize : (dataset.Count + batchSize - 1) / batchSize;
 
+    static long handedOver;
+
+    /// <summary>
+    /// Tensors that loader threads made and handed to their consumers, as TorchSharp's per-thread dispose-scope
+    /// statistics count them. Those statistics see such a tensor created on the loader's thread and disposed on the
+    /// consumer's, so a consumer's <c>ThreadTotalLiveCount</c> plus this number is what is alive of both.
+    /// </summary>
+    public static long TensorsHandedOver => Interlocked.Read(ref handedOver);
+
     /// <summary>The dataset indices of an epoch in the order they are served.</summary>
     public int[] Order(int epoch) =>
         shuffle ? CounterRng.Permutation(seed, epoch, dataset.Count) : Enumerable.Range(0, dataset.Count).ToArray();
@@ -103,7 +112,9 @@ public sealed class DataLoader(IImageDataset dataset, int batchSize, bool shuffl
                 for (int b = skipBatches; b < batches && !cts.IsCancellationRequested; b++)
                 {
                     int start = b * batchSize, count = Math.Min(batchSize, order.Length - start);
+                    long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
                     var batch = MakeBatch(epoch, order.AsSpan(start, count));
+                    Interlocked.Add(ref handedOver, DisposeScopeManager.Statistics.ThreadTotalLiveCount - before);
                     try { await channel.Writer.WriteAsync(batch, cts.Token); }
                     catch (OperationCanceledException) { batch.Dispose(); break; }
                 }

@@ -189,9 +189,8 @@ public static class Checkpoints
     {
         string tmp = path + ".tmp";
         // Host copies, in PyTorch's key order: the file is the same whatever device trained the weights.
-        var state = Model.StateDicts.InPyTorchOrder(model).ToDictionary(e => e.Key, e => e.Value.detach().cpu());
-        try { Safetensors.SaveStateDict(tmp, state); }
-        finally { foreach (var t in state.Values) t.Dispose(); }
+        using (torch.NewDisposeScope()) // the detached views and host copies
+            Safetensors.SaveStateDict(tmp, Model.StateDicts.InPyTorchOrder(model).ToDictionary(e => e.Key, e => e.Value.detach().cpu()));
         File.Move(tmp, path, overwrite: true);
     }
 
@@ -204,18 +203,21 @@ public static class Checkpoints
         {
             throw new Backend.UserError($"{path} is not a readable safetensors checkpoint ({e.Message.Split('\n')[0]})");
         }
-        var own = model.state_dict();
-        foreach (var (k, t) in own)
+        try
         {
-            if (!saved.TryGetValue(k, out var s)) throw new Backend.UserError($"{path}: tensor '{k}' is missing");
-            if (!s.shape.SequenceEqual(t.shape))
-                throw new Backend.UserError($"{path}: tensor '{k}' has shape [{string.Join(", ", s.shape)}], the network needs [{string.Join(", ", t.shape)}]");
+            var own = model.state_dict();
+            foreach (var (k, t) in own)
+            {
+                if (!saved.TryGetValue(k, out var s)) throw new Backend.UserError($"{path}: tensor '{k}' is missing");
+                if (!s.shape.SequenceEqual(t.shape))
+                    throw new Backend.UserError($"{path}: tensor '{k}' has shape [{string.Join(", ", s.shape)}], the network needs [{string.Join(", ", t.shape)}]");
+            }
+            var extra = saved.Keys.Except(own.Keys).ToList();
+            if (extra.Count > 0) throw new Backend.UserError($"{path}: unexpected tensor '{extra[0]}'");
+            using var _ = torch.no_grad();
+            foreach (var (k, t) in own) t.copy_(saved[k]);
         }
-        var extra = saved.Keys.Except(own.Keys).ToList();
-        if (extra.Count > 0) throw new Backend.UserError($"{path}: unexpected tensor '{extra[0]}'");
-        using var _ = torch.no_grad();
-        foreach (var (k, t) in own) t.copy_(saved[k]);
-        foreach (var s in saved.Values) s.Dispose();
+        finally { foreach (var s in saved.Values) s.Dispose(); }
     }
 }
 

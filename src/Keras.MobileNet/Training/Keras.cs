@@ -110,6 +110,7 @@ sealed class MetricFold : IDisposable
     /// <summary>The one host sync.</summary>
     public (double Loss, double Accuracy, double TopK, int FirstBadBatch) Read()
     {
+        using var _ = NewDisposeScope(); // the host copies
         double ls = lossSum.cpu().item<double>();
         long c = correct.cpu().item<long>(), t = topk.cpu().item<long>(), bad = firstBad.cpu().item<long>();
         return (Batches == 0 ? double.NaN : ls / Batches, Samples == 0 ? double.NaN : (double)c / Samples,
@@ -118,6 +119,7 @@ sealed class MetricFold : IDisposable
 
     public long[,] Confusion()
     {
+        using var _ = NewDisposeScope();
         var flat = confusion.cpu().data<long>().ToArray();
         var m = new long[classes, classes];
         for (int i = 0; i < classes; i++) for (int j = 0; j < classes; j++) m[i, j] = flat[i * classes + j];
