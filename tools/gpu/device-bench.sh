@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# Re-measure `bench train` on the lent GPU with timing windows of at least --min-seconds (see README "GPU").
+# The GPU speed check as one device call (see README "GPU"): bench train at batch 64 and 256 (step-paired medians),
+# bench epoch (each epoch against its own batches made in advance), and width 0.25 at batch 64 twice more, since
+# that launch-bound cell is the noisiest. Prepare here first: ../shared/gpu/make-kit.sh src/Train (then carry .gpu).
 set -uo pipefail
 source .gpu/device-env.sh
 T="dotnet .gpu/app/Train.dll"
-nvidia-smi -L | tee $OUT/card.txt; date -u >> $OUT/card.txt
-for b in 64 256; do
-  timeout 140 $T bench train --device cuda --width 1,0.75,0.5,0.25 --batch-size $b --steps 40 --warmup 5 --min-seconds 1 --json \
-    > $OUT/bench_train_b$b.json
+{ nvidia-smi -L; date -u; nproc; } | tee $OUT/card.txt
+timeout 150 $T bench train --device cuda --width 1,0.75,0.5,0.25 --batch-size 64 --steps 100 --warmup 10 --min-seconds 1 --json \
+  > $OUT/bench_train_b64.json; echo "b64 exit $?"
+timeout 150 $T bench train --device cuda --width 1,0.75,0.5,0.25 --batch-size 256 --steps 30 --warmup 5 --min-seconds 1 --json \
+  > $OUT/bench_train_b256.json; echo "b256 exit $?"
+timeout 120 $T bench epoch --device cuda --width 1.0 --batch-size 64 --images 2560 --epochs 2 --workers $(nproc) --json \
+  > $OUT/bench_epoch.json; echo "epoch exit $?"
+for r in 2 3; do
+  timeout 60 $T bench train --device cuda --width 0.25 --batch-size 64 --steps 100 --warmup 10 --min-seconds 1 --json \
+    > $OUT/bench_train_b64_w025_run$r.json; echo "w0.25 run $r exit $?"
 done
