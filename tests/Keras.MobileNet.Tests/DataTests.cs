@@ -176,9 +176,11 @@ public class PipelineTests
             var ckpt = Directory.CreateTempSubdirectory("km-live").FullName;
             try
             {
-                // validation, checkpoints (host copies) and the optimizer's state file run every epoch before the probe
+                // The callbacks of a Train run, before the probe: validation, the running loss read after every batch,
+                // checkpoints (host copies), the optimizer's state file and TensorBoard events, every epoch.
                 model.Fit(Loader(2, inMemory: true, size: 32), 4, validation: Loader(1, inMemory: true, size: 32),
-                    callbacks: [new ModelCheckpoint(ckpt), probe]);
+                    callbacks: [new LearningRateScheduler(e => 1e-3 / (e + 1)), new TerminateOnNaN(checkEveryBatches: 1),
+                        new ModelCheckpoint(ckpt), new TensorBoard(Path.Combine(ckpt, "tb")), probe]);
             }
             finally { Directory.Delete(ckpt, true); }
             return probe.AfterEpoch;
