@@ -6,6 +6,8 @@ source .gpu/device-env.sh
 T="dotnet .gpu/app/Train.dll"
 nvidia-smi -L | tee $OUT/card.txt; date -u >> $OUT/card.txt
 nproc >> $OUT/card.txt
+# ONLY_TRAINING=1 skips the benchmarks (steps 1 and 2; tools/gpu/device-bench.sh has them) for a short call.
+if [ "${ONLY_TRAINING:-0}" != 1 ]; then
 # 1. train step and inference, ours vs TorchVision.NET, same process
 # (batch 64 is launch-bound and jittery on an H100: more alternating rounds, the median kept)
 for b in 64 256; do
@@ -15,6 +17,7 @@ done
 # 2. one epoch through the pipeline vs pure steps, on the card's host cores
 timeout 90 $T bench epoch --device cuda --width 1.0 --batch-size 64 --images 2560 --epochs 2 --workers $(nproc) --json \
   > $OUT/bench_epoch.json
+fi
 # 3. a short real training on generated data: loss falls, checkpoints, curves
 $T synth --out /tmp/shapes --classes 4 --train 400 --val 100 --size 64 > /dev/null
 timeout 90 $T --dataset folder --data /tmp/shapes --image-size 64 --epochs 6 --batch-size 64 --width 0.5 --arch paper \
