@@ -52,4 +52,25 @@ public class BackendTests
     [Test]
     public void Torch_is_loaded_and_computes() =>
         Assert.That(TorchSharp.torch.ones(3).sum().item<float>(), Is.EqualTo(3f));
+
+    [Test]
+    public void Atomic_write_replaces_the_file_whole_and_a_failed_write_leaves_the_old_file_and_no_temp()
+    {
+        string dir = Directory.CreateTempSubdirectory("km-atomic").FullName;
+        try
+        {
+            string path = Path.Combine(dir, "sub", "state.json");
+            AtomicFile.Write(path, tmp => File.WriteAllText(tmp, "old"));
+            AtomicFile.Write(path, tmp => File.WriteAllText(tmp, "new"));
+            Assert.That(File.ReadAllText(path), Is.EqualTo("new"));
+            Assert.That(() => AtomicFile.Write(path, tmp =>
+            {
+                File.WriteAllText(tmp, "half");
+                throw new IOException("disk full");
+            }), Throws.TypeOf<IOException>());
+            Assert.That(File.ReadAllText(path), Is.EqualTo("new"));
+            Assert.That(Directory.GetFiles(Path.GetDirectoryName(path)!), Is.EqualTo(new[] { path }), "only the finished file");
+        }
+        finally { Directory.Delete(dir, true); }
+    }
 }

@@ -79,11 +79,12 @@ public static class ElfVersionPatch
         if (entries.All(e => (e.Flags & VerFlgWeak) != 0)) return false;
         foreach (var (at, flags) in entries)
             BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan((int)at), (ushort)(flags | VerFlgWeak));
-        string tmp = path + ".patch-" + Environment.ProcessId + ".tmp";
-        File.WriteAllBytes(tmp, bytes);
-        if (!OperatingSystem.IsWindows())
-            File.SetUnixFileMode(tmp, File.GetUnixFileMode(path));
-        File.Move(tmp, path, overwrite: true);
+        AtomicFile.Write(path, tmp =>
+        {
+            File.WriteAllBytes(tmp, bytes);
+            if (!OperatingSystem.IsWindows())
+                File.SetUnixFileMode(tmp, File.GetUnixFileMode(path));
+        });
         return true;
     }
 }

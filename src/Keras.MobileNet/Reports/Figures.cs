@@ -1,3 +1,4 @@
+using Keras.MobileNet.Backend;
 using Keras.MobileNet.Training;
 using ScottPlot;
 
@@ -28,9 +29,7 @@ public static class Figures
                 using var res = typeof(Figures).Assembly.GetManifestResourceStream($"fonts/{name}")
                     ?? throw new InvalidOperationException($"embedded font {name} is missing");
                 if (File.Exists(path) && new FileInfo(path).Length == res.Length) return path;
-                string tmp = path + $".{Environment.ProcessId}.tmp";
-                using (var f = File.Create(tmp)) res.CopyTo(f);
-                File.Move(tmp, path, overwrite: true);
+                AtomicFile.Write(path, tmp => { using var f = File.Create(tmp); res.CopyTo(f); });
                 return path;
             }
             Fonts.AddFontFile("KM Sans", Extract("DejaVuSans.ttf"));
@@ -51,13 +50,8 @@ public static class Figures
         Save(path, tmp => plot.SavePng(tmp, size.Width, size.Height));
     }
 
-    static void Save(string path, Action<string> write)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        string tmp = path + ".tmp.png";
-        write(tmp);
-        File.Move(tmp, path, overwrite: true);
-    }
+    /// <summary>The temporary name keeps the .png extension for ScottPlot.</summary>
+    static void Save(string path, Action<string> write) => AtomicFile.Write(path, write, ".tmp.png");
 
     /// <summary>
     /// One line per run, split at non-finite values so a run that ended in NaN stops where it was last finite

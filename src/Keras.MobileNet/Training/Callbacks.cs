@@ -175,9 +175,7 @@ public sealed class ModelCheckpoint(string dir, Action<int, Logs, bool>? onSaved
             BestEpoch = epoch + 1;
             Checkpoints.Save(Model.Network, Path.Combine(dir, "best.safetensors"));
         }
-        string opt = Path.Combine(dir, "optimizer.bin");
-        ((TorchSharp.Modules.OptimizerHelper)Model.Optimizer!).save_state_dict(opt + ".tmp");
-        File.Move(opt + ".tmp", opt, overwrite: true);
+        Backend.AtomicFile.Write(Path.Combine(dir, "optimizer.bin"), ((TorchSharp.Modules.OptimizerHelper)Model.Optimizer!).save_state_dict);
         onSaved?.Invoke(epoch, logs, best);
     }
 }
@@ -187,11 +185,12 @@ public static class Checkpoints
     /// <summary>Writes the state dict (torchvision key names) as safetensors, via a temp file.</summary>
     public static void Save(torch.nn.Module model, string path)
     {
-        string tmp = path + ".tmp";
         // Host copies, in PyTorch's key order: the file is the same whatever device trained the weights.
         using (torch.NewDisposeScope()) // the detached views and host copies
-            Safetensors.SaveStateDict(tmp, Model.StateDicts.InPyTorchOrder(model).ToDictionary(e => e.Key, e => e.Value.detach().cpu()));
-        File.Move(tmp, path, overwrite: true);
+        {
+            var state = Model.StateDicts.InPyTorchOrder(model).ToDictionary(e => e.Key, e => e.Value.detach().cpu());
+            Backend.AtomicFile.Write(path, tmp => Safetensors.SaveStateDict(tmp, state));
+        }
     }
 
     /// <summary>Loads a safetensors checkpoint; a missing key or a shape that differs is named in the error.</summary>
@@ -230,13 +229,7 @@ public static class Files
     };
 
     /// <summary>Write to a temp name, then rename: a reader never sees half a file.</summary>
-    public static void WriteAtomic(string path, string text)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        string tmp = path + ".tmp";
-        File.WriteAllText(tmp, text);
-        File.Move(tmp, path, overwrite: true);
-    }
+    public static void WriteAtomic(string path, string text) => Backend.AtomicFile.Write(path, tmp => File.WriteAllText(tmp, text));
 
     public static void WriteJson<T>(string path, T value) => WriteAtomic(path, JsonSerializer.Serialize(value, Json));
     public static T ReadJson<T>(string path) => JsonSerializer.Deserialize<T>(File.ReadAllText(path), Json)

@@ -1,0 +1,26 @@
+namespace Keras.MobileNet.Backend;
+
+/// <summary>Files that appear whole or not at all: written under a temporary name, then renamed over the target.</summary>
+public static class AtomicFile
+{
+    /// <summary>
+    /// Calls <paramref name="write"/> with a temporary path beside <paramref name="path"/> (unique to this process,
+    /// ending in <paramref name="tempSuffix"/>), then renames it over <paramref name="path"/>. If writing fails the
+    /// temporary file is removed, so a reader never sees half a file and nothing half-written is left behind.
+    /// </summary>
+    public static void Write(string path, Action<string> write, string tempSuffix = ".tmp")
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        string tmp = $"{path}.{Environment.ProcessId}{tempSuffix}";
+        try
+        {
+            write(tmp);
+            File.Move(tmp, path, overwrite: true);
+        }
+        catch
+        {
+            try { File.Delete(tmp); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+            throw;
+        }
+    }
+}
