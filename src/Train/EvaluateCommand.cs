@@ -55,7 +55,7 @@ public static class EvaluateCommand
     {
         top1 = e.Accuracy, top5 = e.TopK, loss = e.Loss, samples = e.Samples, classes = card.ClassNames,
         per_class_accuracy = e.PerClassAccuracy(),
-        confusion = Enumerable.Range(0, card.Classes).Select(i => Enumerable.Range(0, card.Classes).Select(j => e.Confusion[i, j]).ToArray()).ToArray(),
+        confusion = e.ConfusionRows(),
     };
 
     static void Print(ModelCard card, Evaluation e)

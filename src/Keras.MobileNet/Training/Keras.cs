@@ -66,6 +66,13 @@ public sealed record Evaluation(double Loss, double Accuracy, double TopK, long[
             return row == 0 ? double.NaN : (double)Confusion[i, i] / row;
         }).ToArray();
     }
+
+    /// <summary>The confusion matrix as rows (true class) of counts per predicted class, as JSON writes it.</summary>
+    public long[][] ConfusionRows()
+    {
+        int n = Confusion.GetLength(0);
+        return Enumerable.Range(0, n).Select(i => Enumerable.Range(0, n).Select(j => Confusion[i, j]).ToArray()).ToArray();
+    }
 }
 
 /// <summary>

@@ -204,8 +204,7 @@ public static class Runner
             // The confusion matrix of the best checkpoint, for confusion.png and the report.
             Checkpoints.Load(model.Network, bestPath);
             var ev = model.Evaluate(data.Val);
-            Files.WriteJson(Path.Combine(folder, "confusion.json"), new Reports.ConfusionData(data.ClassNames,
-                Enumerable.Range(0, spec.Classes).Select(i => Enumerable.Range(0, spec.Classes).Select(j => ev.Confusion[i, j]).ToArray()).ToArray()));
+            Files.WriteJson(Path.Combine(folder, "confusion.json"), new Reports.ConfusionData(data.ClassNames, ev.ConfusionRows()));
         }
         state = state with { BestValAccuracy = checkpoint.BestValue, BestEpoch = checkpoint.BestEpoch, Finished = !failed };
         Files.WriteJson(statePath, state);
