@@ -114,6 +114,43 @@ public class FitTests
         public override Tensor forward(Tensor x) => x.alias();
     }
 
+    /// <summary>A copy of the weights after each epoch.</summary>
+    sealed class WeightsAfterEpoch : Callback
+    {
+        public readonly List<float[]> Copies = [];
+        public override void OnEpochEnd(int epoch, Logs logs) => Copies.Add(Flat(Model.Network));
+        public static float[] Flat(nn.Module m)
+        {
+            using var _ = NewDisposeScope();
+            return cat(m.parameters().Select(p => p.detach().flatten()).ToList()).data<float>().ToArray();
+        }
+    }
+
+    [Test]
+    public void Early_stopping_restores_the_best_weights_and_frees_its_copies()
+    {
+        (List<float[]> Seen, float[] Final, long Live) Run(bool restore)
+        {
+            long before = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+            manual_seed(0);
+            var x = randn(4, 3, 32, 32);
+            using var model = new KerasModel(Factories.MobileNetV2(MobileNetV2Spec.Build(Preset.Paper, 0.25, 2)), CPU, 2);
+            model.Compile(new CompileOptions(Optimizers.AdamW(1e-2, 0), Losses.CrossEntropy()));
+            var data = new TensorData(x, tensor(new long[] { 0, 1, 0, 1 }), 4);
+            var seen = new WeightsAfterEpoch();
+            // The first epoch sets the best; no later one gains 10 points, so training stops after two more.
+            model.Fit(data, 10, data, [seen, new EarlyStopping("val_loss", patience: 2, minDelta: 10, restoreBestWeights: restore)]);
+            return (seen.Copies, WeightsAfterEpoch.Flat(model.Network), TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount - before);
+        }
+        var kept = Run(restore: false);
+        var restored = Run(restore: true);
+        Assert.That(restored.Seen, Has.Count.EqualTo(3));
+        Assert.That(restored.Seen[2], Is.Not.EqualTo(restored.Seen[0]), "the weights moved after the best epoch");
+        Assert.That(kept.Final, Is.EqualTo(kept.Seen[2]), "without restoring, the last weights stay");
+        Assert.That(restored.Final, Is.EqualTo(restored.Seen[0]), "the best epoch's weights are back");
+        Assert.That(restored.Live, Is.EqualTo(kept.Live), "the saved copies are freed");
+    }
+
     [Test]
     public void Early_stopping_stops_after_patience_epochs()
     {

@@ -70,7 +70,12 @@ public sealed class EarlyStopping(string monitor = "val_loss", int patience = 10
         {
             best = v;
             wait = 0;
-            if (restoreBestWeights) bestWeights = Model.Network.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+            if (restoreBestWeights)
+            {
+                DisposeBestWeights();
+                using (torch.NewDisposeScope())
+                    bestWeights = Model.Network.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone().MoveToOuterDisposeScope());
+            }
         }
         else if (++wait >= patience)
         {
@@ -83,6 +88,14 @@ public sealed class EarlyStopping(string monitor = "val_loss", int patience = 10
     public override void OnTrainEnd(Logs logs)
     {
         if (StoppedEpoch is not null && bestWeights is not null) Model.Network.load_state_dict(bestWeights);
+        DisposeBestWeights();
+    }
+
+    void DisposeBestWeights()
+    {
+        if (bestWeights is null) return;
+        foreach (var t in bestWeights.Values) t.Dispose();
+        bestWeights = null;
     }
 }
 
