@@ -391,6 +391,14 @@ public class PipelineTests
             Assert.That(streaming.Count, Is.LessThanOrEqualTo(7));
             var batches = new DataLoader(ds, 4, true, 0, 2, CPU).Epoch(0).Select(b => { using (b) return b.Count; }).ToList();
             Assert.That(batches.Sum(), Is.EqualTo(6));
+            // A file that disappears after the scan is skipped and reported by the streaming dataset too.
+            var streamLog = new BadImageLog();
+            var late = new StreamingDataset(split, new TrainTransform(TransformConfig.For(32)), streamLog);
+            string gone = Path.Combine(root, "train", "x", "x_0.JPEG");
+            Assert.That(late.Prepared(0), Is.Not.Null, "x_0.JPEG is the first readable sample");
+            File.Delete(gone);
+            Assert.That(late.Prepared(0), Is.Null);
+            Assert.That(streamLog.Entries.Keys, Does.Contain(gone));
         }
         finally { Directory.Delete(root, true); }
     }

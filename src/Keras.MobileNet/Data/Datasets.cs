@@ -66,6 +66,18 @@ public sealed class BadImageLog
 
     public IReadOnlyDictionary<string, string> Entries => bad;
     public int Count => bad.Count;
+
+    /// <summary>
+    /// Runs <paramref name="read"/> on one file; a file that is not a usable image or cannot be read is added here
+    /// and <c>default</c> returned. The one rule for what counts as unreadable, wherever images are read.
+    /// </summary>
+    public T? TryRead<T>(string path, Func<T> read)
+    {
+        try { return read(); }
+        catch (BadImageException e) { Add(path, e.Why); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Add(path, e.Message); }
+        return default;
+    }
 }
 
 /// <summary>A dataset the loader can draw from: prepared images (the deterministic stage of the transform) and labels.</summary>
@@ -106,9 +118,7 @@ public sealed class InMemoryDataset : IImageDataset
         Parallel.For(0, loaded.Length, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, workers) }, i =>
         {
             var s = split.Samples[i];
-            try { loaded[i] = transform.Prepare(ImageOps.DecodeFile(s.Path, maxPixels)); }
-            catch (BadImageException e) { log.Add(s.Path, e.Why); }
-            catch (IOException e) { log.Add(s.Path, e.Message); }
+            loaded[i] = log.TryRead(s.Path, () => transform.Prepare(ImageOps.DecodeFile(s.Path, maxPixels)));
         });
         var keep = Enumerable.Range(0, loaded.Length).Where(i => loaded[i] is not null).ToArray();
         if (keep.Length == 0) throw new UserError($"{split.Directory}: no readable images");
@@ -139,14 +149,12 @@ public sealed class StreamingDataset : IImageDataset
         Parallel.For(0, ok.Length, i =>
         {
             var path = split.Samples[i].Path;
-            try
+            ok[i] = log.TryRead(path, () =>
             {
                 using var f = File.OpenRead(path);
                 ImageOps.CheckHeader(f, path, maxPixels);
-                ok[i] = true;
-            }
-            catch (BadImageException e) { log.Add(path, e.Why); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { log.Add(path, e.Message); }
+                return true;
+            });
         });
         samples = split.Samples.Where((_, i) => ok[i]).ToArray();
         if (samples.Length == 0) throw new UserError($"{split.Directory}: no readable images");
@@ -156,8 +164,7 @@ public sealed class StreamingDataset : IImageDataset
 
     public RgbImage? Prepared(int index)
     {
-        try { return Transform.Prepare(ImageOps.DecodeFile(samples[index].Path, maxPixels)); }
-        catch (BadImageException e) { log.Add(samples[index].Path, e.Why); return null; }
+        string path = samples[index].Path;
+        return log.TryRead(path, () => Transform.Prepare(ImageOps.DecodeFile(path, maxPixels)));
     }
-
 }
