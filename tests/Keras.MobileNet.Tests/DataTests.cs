@@ -58,6 +58,9 @@ public class DownloadTests
         using var http = new HttpClient();
         Assert.That(async () => await Imagenette.EnsureAsync(Spec(tgz, new string('0', 32)), dir, server.BaseUrl, http),
             Throws.InstanceOf<UserError>().With.Message.Contains("checksum mismatch"));
+        var badSha = Spec(tgz) with { Sha256 = new string('0', 64) };
+        Assert.That(async () => await Imagenette.EnsureAsync(badSha, dir, server.BaseUrl, http),
+            Throws.InstanceOf<UserError>().With.Message.Contains("SHA-256 ").And.Message.Contains("expected " + badSha.Sha256), "a right MD5 does not excuse a wrong SHA-256");
         Assert.That(Directory.EnumerateFileSystemEntries(dir), Is.Empty);
     }
 

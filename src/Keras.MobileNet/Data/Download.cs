@@ -72,20 +72,29 @@ public static class Download
 
     public static void Verify(string path, string md5, string? sha256, string what)
     {
-        string gotMd5 = Hash(MD5.Create(), path);
-        string? gotSha = sha256 is null ? null : Hash(SHA256.Create(), path);
+        var (gotMd5, gotSha) = Hashes(path, sha256 is not null);
         if (!gotMd5.Equals(md5, StringComparison.OrdinalIgnoreCase) || (sha256 is not null && !gotSha!.Equals(sha256, StringComparison.OrdinalIgnoreCase)))
         {
             File.Delete(path);
-            throw new UserError($"checksum mismatch for {what}: MD5 {gotMd5}, expected {md5}; the file was deleted");
+            string sha = sha256 is null ? "" : $", SHA-256 {gotSha}, expected {sha256}";
+            throw new UserError($"checksum mismatch for {what}: MD5 {gotMd5}, expected {md5}{sha}; the file was deleted");
         }
     }
 
-    public static string Hash(HashAlgorithm algorithm, string path)
+    /// <summary>MD5 and, when asked, SHA-256 of a file in one read (the archives are up to 1.5 GB).</summary>
+    static (string Md5, string? Sha256) Hashes(string path, bool sha256)
     {
-        using (algorithm)
-        using (var f = File.OpenRead(path))
-            return Convert.ToHexStringLower(algorithm.ComputeHash(f));
+        using var md5 = IncrementalHash.CreateHash(HashAlgorithmName.MD5);
+        using var sha = sha256 ? IncrementalHash.CreateHash(HashAlgorithmName.SHA256) : null;
+        using var f = File.OpenRead(path);
+        var buffer = new byte[1 << 20];
+        int n;
+        while ((n = f.Read(buffer)) > 0)
+        {
+            md5.AppendData(buffer, 0, n);
+            sha?.AppendData(buffer, 0, n);
+        }
+        return (Convert.ToHexStringLower(md5.GetHashAndReset()), sha is null ? null : Convert.ToHexStringLower(sha.GetHashAndReset()));
     }
 }
 
