@@ -22,6 +22,7 @@ public static class BenchCommand
         var pipeline = new Command("pipeline", "Images/s of the train and val transforms, cached and streaming; prints JSON") { images, workers };
         pipeline.SetAction(p => App.Guard(p, () =>
         {
+            if (p.GetValue(images) < 1) throw new ArgumentException("--images must be at least 1");
             var w = Ints(p.GetValue(workers)!).Distinct().ToArray();
             Print(PipelineBench.Run(p.GetValue(images), w, log: Console.Error.WriteLine));
             return 0;
@@ -42,7 +43,9 @@ public static class BenchCommand
         {
             var dev = TorchRuntime.ResolveDevice(p.GetValue(device)!);
             var ws = TrainCommand.ParseWidths(p.GetValue(widths)!);
-            if (p.GetValue(batch) < 1 || p.GetValue(steps) < 1) throw new ArgumentException("--batch-size and --steps must be >= 1");
+            if (p.GetValue(batch) < 1 || p.GetValue(steps) < 1 || p.GetValue(warmup) < 0)
+                throw new ArgumentException("--batch-size and --steps must be >= 1, --warmup >= 0");
+            Data.TransformConfig.For(p.GetValue(size)); // the image size rule of training
             var r = TrainBench.Run(dev, ws, p.GetValue(batch), p.GetValue(size), p.GetValue(steps), p.GetValue(warmup),
                 (w, c) => TorchSharp.torchvision.models.mobilenet_v2(num_classes: c, width_mult: w), Console.Error.WriteLine, p.GetValue(minSeconds));
             if (p.GetValue(json)) Print(new { result = r, ratios = r.Ratios().Select(x => new { x.Width, train = x.TrainRatio, inference = x.InferRatio }) });
@@ -66,6 +69,9 @@ public static class BenchCommand
             { eDevice, eWidth, eBatch, eImages, eEpochs, eWorkers, eJson };
         epoch.SetAction(p => App.Guard(p, () =>
         {
+            if (new[] { eBatch, eImages, eEpochs, eWorkers }.FirstOrDefault(o => p.GetValue(o) < 1) is { } bad)
+                throw new ArgumentException($"{bad.Name} must be at least 1, not {p.GetValue(bad)}");
+            Architecture.MobileNetV2Spec.Validate(p.GetValue(eWidth), 10);
             var dev = TorchRuntime.ResolveDevice(p.GetValue(eDevice)!);
             var r = EpochBench.Run(dev, p.GetValue(eWidth), p.GetValue(eBatch), p.GetValue(eImages), p.GetValue(eEpochs), p.GetValue(eWorkers),
                 log: Console.Error.WriteLine);

@@ -167,6 +167,9 @@ public class EndToEndTests
         yield return new TestCaseData(new[] { "evaluate", "--checkpoint", "/nonexistent/run" }, 1, "does not exist").SetName("Missing_checkpoint");
         yield return new TestCaseData(new[] { "--device", "cuda", "--dataset", "folder", "--data", "." }, 1, "CUDA").SetName("Cuda_without_cuda");
         yield return new TestCaseData(new[] { "summary", "--arch", "resnet" }, 2, "--arch").SetName("Unknown_arch");
+        yield return new TestCaseData(new[] { "bench", "epoch", "--epochs", "0" }, 2, "--epochs").SetName("Bench_epoch_without_epochs");
+        yield return new TestCaseData(new[] { "bench", "train", "--image-size", "8" }, 2, "--image-size").SetName("Bench_train_image_too_small");
+        yield return new TestCaseData(new[] { "bench", "pipeline", "--images", "0" }, 2, "--images").SetName("Bench_pipeline_without_images");
     }
 
     [TestCaseSource(nameof(BadInput))]
