@@ -18,8 +18,8 @@ public sealed record EpochBenchResult(string Device, double Width, int Batch, in
 
 /// <summary>
 /// One real epoch through the full pipeline (generated JPEGs, in memory, the notebook's train transform) against the
-/// same number of train steps on a pre-made batch: how much of the step time the pipeline hides. Further epochs show
-/// whether memory grows.
+/// same epoch's batches made in advance and run as plain train steps: how much of the step time the pipeline hides.
+/// Further epochs show whether memory grows.
 /// </summary>
 public static class EpochBench
 {
@@ -39,7 +39,7 @@ public static class EpochBench
             int steps = loader.BatchesPerEpoch;
             using var sampler = new Measure.PeakSampler(device.type == DeviceType.CUDA);
 
-            // Warm-up on the real path (allocator, kernels), then the pure steps on one pre-made batch.
+            // Warm-up (allocator, kernels) on one random batch.
             model.Fit(new TensorData(randn(batch, 3, imageSize, imageSize, device: device), randint(0, 10, [batch], device: device), batch), 1);
             var memory = new List<EpochMemory>();
             var probe = new EpochProbe(memory);
@@ -81,7 +81,7 @@ public static class EpochBench
             batches.Skip(skipBatches).Select(b => new Batch(b.Images.alias(), b.Labels.alias()));
     }
 
-    /// <summary>Per epoch: wall time, peak working set during that epoch, and TorchSharp's live-tensor count.</summary>
+    /// <summary>Per epoch: wall time, peak working set during that epoch, and TorchSharp's live-tensor counts.</summary>
     sealed class EpochProbe(List<EpochMemory> into) : Callback
     {
         Measure.PeakSampler? sampler;

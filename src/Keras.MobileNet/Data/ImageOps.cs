@@ -17,12 +17,12 @@ public sealed class BadImageException(string path, string why) : Exception($"{pa
     public string Why { get; } = why;
 }
 
-/// <summary>Decoding and the pixel work of the transforms (ImageSharp for decode and resize).</summary>
+/// <summary>Decoding (ImageSharp) and the pixel work of the transforms (resize: <see cref="PilResize"/>).</summary>
 public static class ImageOps
 {
     public const long DefaultMaxPixels = 50_000_000;
 
-    /// <summary>One ImageSharp configuration per call site thread: our workers parallelise, ImageSharp must not.</summary>
+    /// <summary>ImageSharp with its own parallelism off: our workers parallelise, ImageSharp must not.</summary>
     static readonly Configuration SingleThreaded = CreateConfig();
 
     static Configuration CreateConfig()

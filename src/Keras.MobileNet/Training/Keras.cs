@@ -77,7 +77,8 @@ public sealed record Evaluation(double Loss, double Accuracy, double TopK, long[
 
 /// <summary>
 /// Metric accumulation on the training device: sums of batch-mean losses, correct and top-k counts, and the first
-/// batch whose loss was not finite. Read back once, at the end (no host sync per batch).
+/// batch whose loss was not finite. Read back at the end of an epoch, and by callbacks only when they ask (no host
+/// sync per batch).
 /// </summary>
 sealed class MetricFold : IDisposable
 {
