@@ -49,11 +49,15 @@ public static class Measure
 
         void Sample()
         {
-            long ws = WorkingSet();
+            RaiseTo(ref max, WorkingSet());
+            if (cudaProbe && Nvml.UsedBytes() is long d) RaiseTo(ref maxDevice, d);
+        }
+
+        /// <summary>max = Max(max, value), safe against the timer's thread and a reader's.</summary>
+        static void RaiseTo(ref long max, long value)
+        {
             long cur;
-            while (ws > (cur = Interlocked.Read(ref max)) && Interlocked.CompareExchange(ref max, ws, cur) != cur) { }
-            if (cudaProbe && Nvml.UsedBytes() is long d)
-                while (d > (cur = Interlocked.Read(ref maxDevice)) && Interlocked.CompareExchange(ref maxDevice, d, cur) != cur) { }
+            while (value > (cur = Interlocked.Read(ref max)) && Interlocked.CompareExchange(ref max, value, cur) != cur) { }
         }
 
         public long Max { get { Sample(); return Interlocked.Read(ref max); } }
