@@ -136,9 +136,7 @@ public static class ImageOps
             for (int x = 0; x < size; x++)
             {
                 int xo = p.Flip ? size - 1 - x : x;        // flip the crop: output column x shows crop column xo
-                double dx = p.Left + xo + 0.5 - cx;
-                double sx = cos * dx + sin * dy + cx;
-                double sy = -sin * dx + cos * dy + cy;
+                var (sx, sy) = MapBack(cos, sin, cx, cy, p.Left + xo + 0.5 - cx, dy);
                 int o = y * size + x;
                 if (sx < 0 || sy < 0 || sx >= w || sy >= h)
                 {
@@ -155,6 +153,14 @@ public static class ImageOps
 
     public static void RotateCropFlip(RgbImage resized, AugmentParams p, int size, float[][] lut, Span<float> dest) =>
         RotateCropFlip(resized, 0, 0, resized.Width, resized.Height, p, size, lut, dest);
+
+    /// <summary>
+    /// PIL's inverse rotation: the source position of the output point at (dx, dy) from the centre (cx, cy). Shared by
+    /// the sampling and by <see cref="SourceWindow"/>, so the window always holds every pixel the sampling reads.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    static (double X, double Y) MapBack(double cos, double sin, double cx, double cy, double dx, double dy) =>
+        (cos * dx + sin * dy + cx, -sin * dx + cos * dy + cy);
 
     /// <summary>PIL rounds the rotation matrix to 15 decimals; keep that so the sampled pixels agree.</summary>
     static (double Cos, double Sin) Rotation(double degrees)
@@ -174,8 +180,7 @@ public static class ImageOps
         double minX = double.MaxValue, maxX = double.MinValue, minY = double.MaxValue, maxY = double.MinValue;
         foreach (var (ox, oy) in new[] { (0.0, 0.0), (size, 0.0), (0.0, size), (size, (double)size) })
         {
-            double dx = p.Left + ox - cx, dy = p.Top + oy - cy;
-            double sx = cos * dx + sin * dy + cx, sy = -sin * dx + cos * dy + cy;
+            var (sx, sy) = MapBack(cos, sin, cx, cy, p.Left + ox - cx, p.Top + oy - cy);
             (minX, maxX, minY, maxY) = (Math.Min(minX, sx), Math.Max(maxX, sx), Math.Min(minY, sy), Math.Max(maxY, sy));
         }
         int x0 = Math.Clamp((int)Math.Floor(minX) - 1, 0, fullWidth - 1), y0 = Math.Clamp((int)Math.Floor(minY) - 1, 0, fullHeight - 1);
