@@ -81,10 +81,11 @@ public static class Runner
         $"{DateTime.Now:yyyyMMdd-HHmmss}-{o.Arch}-w{width.ToString(CultureInfo.InvariantCulture)}";
 
     /// <summary>Trains every width in turn; returns one result per width (a comparison is drawn by the caller).</summary>
-    public static List<RunResult> TrainAll(TrainOptions o, IAnsiConsole console, Action<string>? log = null)
+    public static List<RunResult> TrainAll(TrainOptions o, IAnsiConsole console, Action<string>? log = null, ProgressOutput? progress = null)
     {
         o.Validate();
         log ??= console.WriteLine;
+        progress ??= ProgressOutput.Console();
         var device = TorchRuntime.ResolveDevice(o.Device);
         var results = new List<RunResult>();
         string? sweepRoot = o.Widths.Length > 1 ? (o.Out ?? Path.Combine("reports", $"{DateTime.Now:yyyyMMdd-HHmmss}-sweep")) : null;
@@ -93,7 +94,7 @@ public static class Runner
         {
             string folder = sweepRoot is not null ? Path.Combine(sweepRoot, $"w{w.ToString(CultureInfo.InvariantCulture)}")
                 : o.Out ?? Path.Combine("reports", DefaultRunName(o, w));
-            var result = TrainOne(o with { Widths = [w] }, w, folder, device, data, console, log);
+            var result = TrainOne(o with { Widths = [w] }, w, folder, device, data, progress, log);
             results.Add(result);
             if (result.Failed) break;
         }
@@ -142,7 +143,7 @@ public static class Runner
             [.. train.Classes], names, cfg, bad);
     }
 
-    public static RunResult TrainOne(TrainOptions o, double width, string folder, Device device, LoadedData data, IAnsiConsole console,
+    public static RunResult TrainOne(TrainOptions o, double width, string folder, Device device, LoadedData data, ProgressOutput output,
         Action<string> log)
     {
         string statePath = Path.Combine(folder, "trainer_state.json");
@@ -189,13 +190,13 @@ public static class Runner
             Files.WriteJson(statePath, state = state with { CompletedEpochs = epoch + 1, TrainSeconds = seconds, TrainImages = images });
         }) { BestValue = state.BestValAccuracy, BestEpoch = state.BestEpoch };
         var csv = new CsvLogger(Path.Combine(folder, "history.csv"), earlier);
-        var progress = new ProgressPrinter(console, o.Epochs, steps);
+        var progress = new ProgressPrinter(output, o.Epochs, steps);
         var callbacks = new List<Callback> { schedule, new TerminateOnNaN(), csv, checkpoint, progress };
         if (o.TensorBoard) callbacks.Add(new TensorBoard(Path.Combine(folder, "tensorboard")));
         if (o.EarlyStoppingPatience > 0) callbacks.Add(new EarlyStopping("val_accuracy", o.EarlyStoppingPatience));
         if (o.ThrottleMs > 0) callbacks.Add(new Throttle(o.ThrottleMs));
 
-        progress.RunLive(() => model.Fit(data.Train, o.Epochs, data.Val, callbacks, initialEpoch: state.CompletedEpochs));
+        model.Fit(data.Train, o.Epochs, data.Val, callbacks, initialEpoch: state.CompletedEpochs);
 
         bool failed = model.StopReason?.Contains("NaN") == true;
         string bestPath = Path.Combine(folder, "best.safetensors");
@@ -215,6 +216,8 @@ public static class Runner
             model.StopReason, o);
         Files.WriteJson(Path.Combine(folder, "summary.json"), summary);
         if (model.StopReason is not null) log(model.StopReason);
+        log($"{folder}: best val_accuracy {(summary.BestValAccuracy is double b ? b.ToString("F4", CultureInfo.InvariantCulture) : "-")}" +
+            $" (epoch {(summary.BestEpoch > 0 ? summary.BestEpoch : "-")}), {rows.Count} epochs, {ProgressLayout.Duration(TimeSpan.FromSeconds(seconds))} of training");
         return new RunResult(folder, summary, rows, failed);
     }
 
