@@ -105,6 +105,8 @@ public static class Imagenette
 {
     public const string DefaultBaseUrl = "https://s3.amazonaws.com/fast-ai-imageclas/";
     public const string BaseUrlVariable = "IMAGENETTE_BASE_URL";
+    /// <summary>Images in every size of imagenette2 (the sizes differ only in resolution).</summary>
+    public const int TrainImages = 9469, ValImages = 3925;
 
     public static readonly IReadOnlyList<ImagenetteArchive> Archives =
     [

@@ -19,7 +19,8 @@ public static class ProgressLayout
     public static string Duration(TimeSpan t) =>
         t.TotalDays >= 1 ? $"{(int)t.TotalDays}d {t.Hours}h"
         : t.TotalHours >= 1 ? $"{(int)t.TotalHours}:{t.Minutes:00}:{t.Seconds:00}"
-        : $"{t.Minutes}:{t.Seconds:00}";
+        : t.TotalMinutes >= 1 ? $"{t.Minutes}:{t.Seconds:00}"
+        : t.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture) + "s";
 
     /// <summary>
     /// One line of at most <paramref name="width"/> - 1 characters (the last column of a terminal wraps):

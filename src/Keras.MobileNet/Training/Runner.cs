@@ -35,6 +35,10 @@ public sealed record TrainOptions
     public bool Resume { get; init; }
     public bool TensorBoard { get; init; } = true;
     public double? Dropout { get; init; }
+    /// <summary>Print the time estimate (and a shorter recipe where it is long on a CPU), then stop.</summary>
+    public bool EstimateOnly { get; init; }
+    /// <summary>The command line as given (for the suggested shorter command).</summary>
+    [System.Text.Json.Serialization.JsonIgnore] public IReadOnlyList<string> Args { get; init; } = [];
     /// <summary>Sleep per batch (ms): only to make interruption tests deterministic.</summary>
     public int ThrottleMs { get; init; }
 
@@ -88,17 +92,51 @@ public static class Runner
         progress ??= ProgressOutput.Console();
         var device = TorchRuntime.ResolveDevice(o.Device);
         var results = new List<RunResult>();
+        var estimates = o.Resume ? null : PrintEstimate(o, device, log);
+        if (o.EstimateOnly) return results;
         string? sweepRoot = o.Widths.Length > 1 ? (o.Out ?? Path.Combine("reports", $"{DateTime.Now:yyyyMMdd-HHmmss}-sweep")) : null;
         var data = LoadData(o, device, log);
         foreach (var w in o.Widths)
         {
             string folder = sweepRoot is not null ? Path.Combine(sweepRoot, $"w{w.ToString(CultureInfo.InvariantCulture)}")
                 : o.Out ?? Path.Combine("reports", DefaultRunName(o, w));
-            var result = TrainOne(o with { Widths = [w] }, w, folder, device, data, progress, log);
+            var result = TrainOne(o with { Widths = [w] }, w, folder, device, data, progress, log, estimates?[w]);
             results.Add(result);
             if (result.Failed) break;
         }
         return results;
+    }
+
+    /// <summary>Image counts without decoding anything: a scan of the folders, or Imagenette's published counts before download.</summary>
+    static (int Train, int Val) ImageCounts(TrainOptions o)
+    {
+        string root = o.Dataset == "imagenette" ? Path.Combine(o.Data, Imagenette.Archive(o.Size).Folder) : o.Data;
+        if (o.Dataset == "imagenette" && !Directory.Exists(Path.Combine(root, "val"))) return (Imagenette.TrainImages, Imagenette.ValImages);
+        if (!Directory.Exists(root)) throw new UserError($"data folder {root} does not exist");
+        var train = ImageFolder.Scan(root, "train");
+        return (train.Samples.Count, ImageFolder.Scan(root, "val", train.Classes).Samples.Count);
+    }
+
+    /// <summary>
+    /// Times each width on this device, prints the whole run's expected time, and on a CPU, where that is over an hour,
+    /// a shorter recipe that fits. Returns the estimate per width.
+    /// </summary>
+    static Dictionary<double, double> PrintEstimate(TrainOptions o, Device device, Action<string> log)
+    {
+        var (trainImages, valImages) = ImageCounts(o);
+        var shape = new RunShape(trainImages, valImages, o.BatchSize, o.Epochs, o.ImageSize);
+        int classes = 10;
+        var costs = o.Widths.Select(w => Estimate.Probe(MobileNetV2Spec.Build(MobileNetV2Spec.ParsePreset(o.Arch), w, classes, o.Dropout),
+            device, o.BatchSize, o.ImageSize)).ToList();
+        foreach (var line in Estimate.Lines(shape, costs, device.ToString())) log(line);
+        double total = Estimate.WholeSeconds(shape, costs);
+        if (device.type == TorchSharp.DeviceType.CPU && Estimate.Shorter(total, 3600, o.ImageSize, o.Epochs) is var (size, epochs))
+        {
+            var set = new Dictionary<string, string> { ["--image-size"] = $"{size}", ["--epochs"] = $"{epochs}" };
+            if (o.Dataset == "imagenette" && o.Size == "full") set["--size"] = "160"; // a 99 MB download instead of 1.5 GB
+            log($"that is long for a CPU; a shorter recipe that fits in about an hour here: {Estimate.Command(o.Args, set)}");
+        }
+        return costs.ToDictionary(c => c.Width, c => Estimate.WholeSeconds(shape, [c]));
     }
 
     public sealed record LoadedData(DataLoader Train, DataLoader Val, string[] ClassFolders, string[] ClassNames, TransformConfig Transform,
@@ -144,7 +182,7 @@ public static class Runner
     }
 
     public static RunResult TrainOne(TrainOptions o, double width, string folder, Device device, LoadedData data, ProgressOutput output,
-        Action<string> log)
+        Action<string> log, double? estimateSeconds = null)
     {
         string statePath = Path.Combine(folder, "trainer_state.json");
         TrainerState state = new(0, double.NegativeInfinity, -1, 0, 0, false);
@@ -196,7 +234,9 @@ public static class Runner
         if (o.EarlyStoppingPatience > 0) callbacks.Add(new EarlyStopping("val_accuracy", o.EarlyStoppingPatience));
         if (o.ThrottleMs > 0) callbacks.Add(new Throttle(o.ThrottleMs));
 
+        var wall = System.Diagnostics.Stopwatch.StartNew();
         model.Fit(data.Train, o.Epochs, data.Val, callbacks, initialEpoch: state.CompletedEpochs);
+        wall.Stop();
 
         bool failed = model.StopReason?.Contains("NaN") == true;
         string bestPath = Path.Combine(folder, "best.safetensors");
@@ -217,7 +257,8 @@ public static class Runner
         Files.WriteJson(Path.Combine(folder, "summary.json"), summary);
         if (model.StopReason is not null) log(model.StopReason);
         log($"{folder}: best val_accuracy {(summary.BestValAccuracy is double b ? b.ToString("F4", CultureInfo.InvariantCulture) : "-")}" +
-            $" (epoch {(summary.BestEpoch > 0 ? summary.BestEpoch : "-")}), {rows.Count} epochs, {ProgressLayout.Duration(TimeSpan.FromSeconds(seconds))} of training");
+            $" (epoch {(summary.BestEpoch > 0 ? summary.BestEpoch : "-")}), {rows.Count} epochs; this session trained for " +
+            Estimate.Describe(wall.Elapsed.TotalSeconds) + (estimateSeconds is double est ? $" (estimated {Estimate.Describe(est)})" : ""));
         return new RunResult(folder, summary, rows, failed);
     }
 

@@ -1,0 +1,129 @@
+using System.Diagnostics;
+using System.Globalization;
+using Keras.MobileNet.Architecture;
+using Keras.MobileNet.Data;
+using Keras.MobileNet.Model;
+using static TorchSharp.torch;
+
+namespace Keras.MobileNet.Training;
+
+/// <summary>Measured cost of one width on this device: seconds per train batch, per eval batch, and per epoch's checkpoint.</summary>
+public sealed record StepCost(double Width, double TrainBatchSeconds, double EvalBatchSeconds, double EpochOverheadSeconds);
+
+/// <summary>The size of a run: images, batch, epochs.</summary>
+public sealed record RunShape(int TrainImages, int ValImages, int BatchSize, int Epochs, int ImageSize)
+{
+    public int TrainBatches => (TrainImages + BatchSize - 1) / BatchSize;
+    public int ValBatches => (ValImages + BatchSize - 1) / BatchSize;
+}
+
+/// <summary>How long a run will take, before it starts: a few steps timed on random input of the run's shape.</summary>
+public static class Estimate
+{
+    /// <summary>Seconds for all epochs of every width, validation and checkpoints included. Pure.</summary>
+    public static double WholeSeconds(RunShape shape, IEnumerable<StepCost> widths) =>
+        widths.Sum(c => shape.Epochs * (shape.TrainBatches * c.TrainBatchSeconds + shape.ValBatches * c.EvalBatchSeconds + c.EpochOverheadSeconds));
+
+    /// <summary>
+    /// Times one width: three train steps (forward, backward, AdamW) in one pass, of which the last two count (the
+    /// first warms the allocator and the kernels), the same for evaluation, and one checkpoint write. Random input: a
+    /// step costs the same whatever the pixels are. One pass, as in an epoch: between passes Fit hands memory back to
+    /// the system, and steps timed across that would pay for the page faults an epoch pays once.
+    /// </summary>
+    public static StepCost Probe(NetworkSpec spec, Device device, int batch, int imageSize)
+    {
+        using var scope = NewDisposeScope();
+        using var model = new KerasModel(Factories.MobileNetV2(spec), device, spec.Classes);
+        model.Compile(new CompileOptions(Optimizers.AdamW(1e-3, 0), Losses.CrossEntropy(0.1)));
+        var data = new TimedBatches(randn(3L * batch, 3, imageSize, imageSize, device: device),
+            randint(0, spec.Classes, [3L * batch], device: device), batch, device);
+        model.Fit(data, 1);
+        double train = data.SecondsAfterFirst / 2;
+        model.Evaluate(data);
+        double eval = data.SecondsAfterFirst / 2;
+        string dir = Directory.CreateTempSubdirectory("km-probe").FullName;
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            Checkpoints.Save(model.Network, Path.Combine(dir, "w.safetensors"));
+            ((TorchSharp.Modules.OptimizerHelper)model.Optimizer!).save_state_dict(Path.Combine(dir, "o.bin"));
+            return new StepCost(spec.Width, train, eval, 2 * clock.Elapsed.TotalSeconds); // last + best
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    /// <summary>Serves fixed batches and clocks the time from handing out the second batch to being asked past the last.</summary>
+    sealed class TimedBatches(Tensor x, Tensor y, int batchSize, Device device) : IBatchSource
+    {
+        readonly TensorData inner = new(x, y, batchSize);
+        public int BatchesPerEpoch => inner.BatchesPerEpoch;
+        public int Count => inner.Count;
+        public double SecondsAfterFirst { get; private set; }
+
+        public IEnumerable<Batch> Epoch(int epoch, int skipBatches = 0)
+        {
+            Stopwatch? clock = null;
+            int i = 0;
+            foreach (var b in inner.Epoch(epoch, skipBatches))
+            {
+                if (i++ == 1) { Sync(); clock = Stopwatch.StartNew(); }
+                yield return b;
+            }
+            Sync();
+            SecondsAfterFirst = clock?.Elapsed.TotalSeconds ?? double.NaN;
+        }
+
+        void Sync() { if (device.type == TorchSharp.DeviceType.CUDA) cuda.synchronize(); }
+    }
+
+    /// <summary>
+    /// A shorter recipe that fits <paramref name="budgetSeconds"/>: the largest image size (compute scales with its
+    /// square) at which at least ten epochs (or all of them, if fewer) fit, else the smallest size with what fits.
+    /// Null when the run already fits.
+    /// </summary>
+    public static (int ImageSize, int Epochs)? Shorter(double estimateSeconds, double budgetSeconds, int imageSize, int epochs)
+    {
+        if (estimateSeconds <= budgetSeconds) return null;
+        int[] sizes = [.. new[] { imageSize, 192, 160, 128, 112, 96 }.Where(s => s <= imageSize && s >= MobileNetV2Spec.MinImageSize).Distinct()];
+        int Fit(int size) => (int)Math.Floor(epochs * budgetSeconds / estimateSeconds / Math.Pow((double)size / imageSize, 2));
+        foreach (var s in sizes)
+            if (Fit(s) >= Math.Min(10, epochs)) return (s, Math.Min(epochs, Fit(s)));
+        return (sizes[^1], Math.Max(1, Fit(sizes[^1])));
+    }
+
+    /// <summary>The user's command line with some options set to other values (added when absent).</summary>
+    public static string Command(IReadOnlyList<string> args, IReadOnlyDictionary<string, string> set)
+    {
+        var outArgs = new List<string>();
+        var done = new HashSet<string>();
+        for (int i = 0; i < args.Count; i++)
+        {
+            if (args[i] is "--estimate-only" or "--resume") continue;
+            if (set.TryGetValue(args[i], out var v) && i + 1 < args.Count)
+            {
+                outArgs.Add(args[i]);
+                outArgs.Add(v);
+                done.Add(args[i]);
+                i++;
+                continue;
+            }
+            outArgs.Add(args[i]);
+        }
+        foreach (var (k, v) in set) if (!done.Contains(k)) { outArgs.Add(k); outArgs.Add(v); }
+        return "dotnet run --project src/Train -- " + string.Join(' ', outArgs.Select(Quote));
+    }
+
+    static string Quote(string a) => a.Length > 0 && a.All(c => char.IsLetterOrDigit(c) || "-_./,=:+".Contains(c)) ? a : $"'{a.Replace("'", "'\\''")}'";
+
+    public static string Describe(double seconds) => ProgressLayout.Duration(TimeSpan.FromSeconds(seconds));
+
+    public static IEnumerable<string> Lines(RunShape shape, IReadOnlyList<StepCost> costs, string device)
+    {
+        double total = WholeSeconds(shape, costs);
+        yield return $"estimate: about {Describe(total)} for {costs.Count} width(s) x {shape.Epochs} epochs " +
+                     $"({shape.TrainImages:N0} train + {shape.ValImages:N0} val images, batch {shape.BatchSize}, {shape.ImageSize} px) on {device}";
+        foreach (var c in costs)
+            yield return $"  width {c.Width.ToString(CultureInfo.InvariantCulture)}: {c.TrainBatchSeconds:F3} s per train batch, " +
+                         $"{c.EvalBatchSeconds:F3} s per val batch, measured just now";
+    }
+}
