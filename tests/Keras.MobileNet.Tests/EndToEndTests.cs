@@ -85,6 +85,7 @@ public class EndToEndTests
         string image = Directory.GetFiles(Path.Combine(Data, "val", "square")).Order().First();
         var pr = Cli.Run(work, "predict", "--checkpoint", run, image, "--json", "--top", "2");
         Assert.That(pr.ExitCode, Is.Zero, pr.Err);
+        Assert.That(pr.Err, Does.Not.Contain("NNPACK"), "libtorch's per-convolution NNPACK warning is not shown (36 lines before)");
         var pj = JsonDocument.Parse(pr.Out).RootElement[0];
         Assert.That(pj.GetProperty("logits").GetArrayLength(), Is.EqualTo(4));
         Assert.That(pj.GetProperty("top").GetArrayLength(), Is.EqualTo(2));

@@ -69,8 +69,38 @@ public static class TorchRuntime
                 torch.InitializeDeviceType(DeviceType.CPU);
                 Describe = "TorchSharp-cpu package";
             }
+            QuietNativeWarnings();
             initialized = true;
         }
+    }
+
+    /// <summary>
+    /// libtorch logs a warning for every 1x1 convolution of a small batch on CPUs where NNPACK cannot start ("Could not
+    /// initialize NNPACK! Reason: Unsupported hardware": 36 lines for one predict here), and TorchSharp has no switch
+    /// for NNPACK. PyTorch reads TORCH_CPP_LOG_LEVEL in its Python start-up, which plain libtorch never runs; the level
+    /// itself is c10's exported FLAGS_caffe2_log_level. Unless the user set TORCH_CPP_LOG_LEVEL, only errors are shown.
+    /// </summary>
+    static void QuietNativeWarnings()
+    {
+        if (Environment.GetEnvironmentVariable("TORCH_CPP_LOG_LEVEL") is not null || !OperatingSystem.IsLinux()) return;
+        string? c10 = LoadedLibrary("libc10.so");
+        if (c10 is null || !NativeLibrary.TryLoad(c10, out var handle)) return;
+        if (NativeLibrary.TryGetExport(handle, "FLAGS_caffe2_log_level", out var level)) Marshal.WriteInt32(level, 2); // ERROR
+    }
+
+    /// <summary>The full path of a library this process has mapped, from /proc/self/maps.</summary>
+    public static string? LoadedLibrary(string fileName)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/maps"))
+            {
+                int i = line.IndexOf('/');
+                if (i >= 0 && Path.GetFileName(line[i..].Trim()) == fileName) return line[i..].Trim();
+            }
+        }
+        catch (IOException) { }
+        return null;
     }
 
     /// <summary>Patches every libLibTorchSharp.so below <paramref name="folder"/> when the system libstdc++ is too old.</summary>

@@ -25,22 +25,22 @@ public static class Estimate
         widths.Sum(c => shape.Epochs * (shape.TrainBatches * c.TrainBatchSeconds + shape.ValBatches * c.EvalBatchSeconds + c.EpochOverheadSeconds));
 
     /// <summary>
-    /// Times one width: three train steps (forward, backward, AdamW) in one pass, of which the last two count (the
-    /// first warms the allocator and the kernels), the same for evaluation, and one checkpoint write. Random input: a
-    /// step costs the same whatever the pixels are. One pass, as in an epoch: between passes Fit hands memory back to
-    /// the system, and steps timed across that would pay for the page faults an epoch pays once.
+    /// Times one width in one pass, as in an epoch: two warm-up train steps (forward, backward, AdamW: the allocator,
+    /// the kernels and the threads; with one, the first width of a process read up to 1.9x high), then steps timed one
+    /// by one until two are timed and a second has passed (at most 30), their median; the same for evaluation; and one
+    /// checkpoint write. Random input: a step costs the same whatever the pixels are. (Between passes Fit hands memory
+    /// back to the system; steps timed across passes would pay page faults that an epoch pays once.)
     /// </summary>
     public static StepCost Probe(NetworkSpec spec, Device device, int batch, int imageSize)
     {
         using var scope = NewDisposeScope();
         using var model = new KerasModel(Factories.MobileNetV2(spec), device, spec.Classes);
         model.Compile(new CompileOptions(Optimizers.AdamW(1e-3, 0), Losses.CrossEntropy(0.1)));
-        var data = new TimedBatches(randn(3L * batch, 3, imageSize, imageSize, device: device),
-            randint(0, spec.Classes, [3L * batch], device: device), batch, device);
+        var data = new TimedBatches(randn(batch, 3, imageSize, imageSize, device: device), randint(0, spec.Classes, [batch], device: device), device);
         model.Fit(data, 1);
-        double train = data.SecondsAfterFirst / 2;
+        double train = data.MedianSeconds;
         model.Evaluate(data);
-        double eval = data.SecondsAfterFirst / 2;
+        double eval = data.MedianSeconds;
         string dir = Directory.CreateTempSubdirectory("km-probe").FullName;
         try
         {
@@ -52,25 +52,30 @@ public static class Estimate
         finally { Directory.Delete(dir, true); }
     }
 
-    /// <summary>Serves fixed batches and clocks the time from handing out the second batch to being asked past the last.</summary>
-    sealed class TimedBatches(Tensor x, Tensor y, int batchSize, Device device) : IBatchSource
+    /// <summary>Serves one batch again and again, timing each step from one request to the next, and stops when it has enough.</summary>
+    sealed class TimedBatches(Tensor x, Tensor y, Device device) : IBatchSource
     {
-        readonly TensorData inner = new(x, y, batchSize);
-        public int BatchesPerEpoch => inner.BatchesPerEpoch;
-        public int Count => inner.Count;
-        public double SecondsAfterFirst { get; private set; }
+        const int Warmup = 2, MinTimed = 2, MaxTimed = 30;
+        public int BatchesPerEpoch => Warmup + MinTimed;
+        public int Count => (int)x.shape[0] * BatchesPerEpoch;
+        public double MedianSeconds { get; private set; }
 
         public IEnumerable<Batch> Epoch(int epoch, int skipBatches = 0)
         {
-            Stopwatch? clock = null;
-            int i = 0;
-            foreach (var b in inner.Epoch(epoch, skipBatches))
+            var times = new List<double>();
+            var total = Stopwatch.StartNew();
+            var clock = new Stopwatch();
+            for (int i = 0; ; i++)
             {
-                if (i++ == 1) { Sync(); clock = Stopwatch.StartNew(); }
-                yield return b;
+                Sync();
+                if (i > Warmup) times.Add(clock.Elapsed.TotalSeconds);
+                if (times.Count >= MaxTimed || (times.Count >= MinTimed && total.Elapsed.TotalSeconds >= 1)) break;
+                if (i == Warmup) total.Restart();
+                clock.Restart();
+                yield return new Batch(x.alias(), y.alias());
             }
-            Sync();
-            SecondsAfterFirst = clock?.Elapsed.TotalSeconds ?? double.NaN;
+            var sorted = times.Order().ToList();
+            MedianSeconds = sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
         }
 
         void Sync() { if (device.type == TorchSharp.DeviceType.CUDA) cuda.synchronize(); }
