@@ -22,6 +22,7 @@ public static class App
         root.Subcommands.Add(PlotCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(DiagCommand.Create());
+        root.Subcommands.Add(DoctorCommand.Create());
         TrainCommand.ReportsHook = PlotCommand.AfterTraining;
         return root;
     }

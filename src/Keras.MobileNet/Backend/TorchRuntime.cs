@@ -26,6 +26,9 @@ public static class TorchRuntime
 
     public static string Describe { get; private set; } = "not loaded";
 
+    /// <summary>What the GLIBCXX check found when the CPU package was loaded.</summary>
+    public static string GlibcxxPatch { get; private set; } = "not checked (a CUDA libtorch was loaded)";
+
     /// <summary>
     /// Runs when this library is loaded, before any of its code can reach TorchSharp: the native library must be
     /// patched (or the CUDA libtorch loaded) before TorchSharp's own loader first runs, whatever the call order.
@@ -65,7 +68,14 @@ public static class TorchRuntime
             }
             else
             {
-                if (OperatingSystem.IsLinux()) PatchForOldLibStdCxx(AppContext.BaseDirectory);
+                if (OperatingSystem.IsLinux())
+                {
+                    int patched = PatchForOldLibStdCxx(AppContext.BaseDirectory);
+                    string? std = FindLibStdCxx();
+                    GlibcxxPatch = std is null ? "no libstdc++ found"
+                        : LibraryDefinesVersion(std, RequiredGlibcxx) ? $"not needed ({std} has {RequiredGlibcxx})"
+                        : $"applied: {std} lacks {RequiredGlibcxx}, the requirement is weak in LibTorchSharp ({patched} file(s) changed now)";
+                }
                 torch.InitializeDeviceType(DeviceType.CPU);
                 Describe = "TorchSharp-cpu package";
             }
@@ -138,20 +148,31 @@ public static class TorchRuntime
         return File.ReadAllBytes(path).AsSpan().IndexOf(needle) >= 0;
     }
 
-    /// <summary>"auto" takes CUDA when present, like the notebook's get_device(["cuda", "cpu"]).</summary>
+    /// <summary>
+    /// "auto" takes CUDA when present, like the notebook's get_device(["cuda", "cpu"]); "cuda:N" picks one GPU (among
+    /// those CUDA_VISIBLE_DEVICES leaves visible, numbered from 0).
+    /// </summary>
     public static torch.Device ResolveDevice(string name)
     {
+        var (kind, index) = ParseDevice(name);
         Initialize();
-        switch (name.ToLowerInvariant())
-        {
-            case "cpu": return torch.CPU;
-            case "auto": return torch.cuda.is_available() ? torch.CUDA : torch.CPU;
-            case "cuda":
-                if (!torch.cuda.is_available())
-                    throw new UserError("--device cuda: no CUDA device is available (set TORCH_LIB_DIR and LIBTORCHSHARP_PATH to a CUDA libtorch, see README)");
-                return torch.CUDA;
-            default:
-                throw new UserError($"--device must be auto, cpu or cuda, not '{name}'", 2);
-        }
+        if (kind == "cpu") return torch.CPU;
+        bool cuda = torch.cuda.is_available();
+        if (kind == "auto") return cuda ? torch.CUDA : torch.CPU;
+        if (!cuda) throw new UserError($"--device {name}: no CUDA device is available; run 'Train doctor' to see why and what to do");
+        int count = torch.cuda.device_count();
+        if (index >= count)
+            throw new UserError($"--device {name}: there are {count} visible CUDA device(s), cuda:0 to cuda:{count - 1} (CUDA_VISIBLE_DEVICES={Environment.GetEnvironmentVariable("CUDA_VISIBLE_DEVICES") ?? "unset"})");
+        return index is int i ? torch.device(DeviceType.CUDA, i) : torch.CUDA;
+    }
+
+    /// <summary>auto, cpu, cuda or cuda:N. Pure: no device is touched.</summary>
+    public static (string Kind, int? Index) ParseDevice(string name)
+    {
+        string n = name.Trim().ToLowerInvariant();
+        if (n is "auto" or "cpu" or "cuda") return (n, null);
+        if (n.StartsWith("cuda:") && int.TryParse(n[5..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int i))
+            return ("cuda", i);
+        throw new UserError($"--device must be auto, cpu, cuda or cuda:N, not '{name}'", 2);
     }
 }

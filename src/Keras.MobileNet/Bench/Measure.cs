@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
+using Keras.MobileNet.Backend;
 
 namespace Keras.MobileNet.Bench;
 
@@ -64,28 +65,4 @@ public static class Measure
         public long? MaxDevice => cudaProbe ? Interlocked.Read(ref maxDevice) : null;
         public void Dispose() => timer.Dispose();
     }
-}
-
-/// <summary>
-/// Device memory through NVML (the driver's library): TorchSharp 0.107 exposes no CUDA allocator statistics, so
-/// the peak is the device's used memory sampled while the benchmark runs.
-/// </summary>
-public static partial class Nvml
-{
-    [LibraryImport("libnvidia-ml.so.1", EntryPoint = "nvmlInit_v2")] private static partial int Init();
-    [LibraryImport("libnvidia-ml.so.1", EntryPoint = "nvmlDeviceGetHandleByIndex_v2")] private static partial int Handle(uint index, out IntPtr device);
-    [LibraryImport("libnvidia-ml.so.1", EntryPoint = "nvmlDeviceGetMemoryInfo")] private static partial int MemoryInfo(IntPtr device, out MemInfo info);
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct MemInfo { public ulong Total, Free, Used; }
-
-    static readonly Lazy<IntPtr> Device = new(() =>
-    {
-        try { return Init() == 0 && Handle(0, out var d) == 0 ? d : IntPtr.Zero; }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return IntPtr.Zero; }
-    });
-
-    public static bool Available => OperatingSystem.IsLinux() && Device.Value != IntPtr.Zero;
-
-    public static long? UsedBytes() => Available && MemoryInfo(Device.Value, out var m) == 0 ? (long)m.Used : null;
 }
