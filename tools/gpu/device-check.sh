@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole GPU check, as one command on the lent machine (see README "GPU"). Writes everything into $OUT.
-# Prepare here first:  ../shared/gpu/make-kit.sh src/Train   (then carry .gpu)
+# Prepare here first:  tools/gpu/make-kit.sh --src TORCHSHARP_NATIVE_SOURCES   (then carry .gpu)
 set -uo pipefail
 source .gpu/device-env.sh
 T="dotnet .gpu/app/Train.dll"
