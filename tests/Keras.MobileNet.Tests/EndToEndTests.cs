@@ -138,17 +138,49 @@ public class EndToEndTests
     }
 
     [Test]
-    public void Nan_loss_stops_with_epoch_and_batch_and_the_last_good_checkpoint_loads()
+    public void Nan_loss_stops_with_epoch_and_batch_exit_1_and_commits_nothing()
     {
         string run = Path.Combine(work, "nan");
-        Assert.That(Cli.Run(work, Recipe(run, 1)).ExitCode, Is.Zero);
-        byte[] good = File.ReadAllBytes(Path.Combine(run, "last.safetensors"));
-        var r = Cli.Run(work, [.. Recipe(run, 3, lr: "1e30"), "--resume"]);
+        var r = Cli.Run(work, Recipe(run, 3, lr: "1e30"));
         Assert.That(r.ExitCode, Is.EqualTo(1), r.Out + r.Err);
-        Assert.That(r.Out + r.Err, Does.Match("NaN or infinite at epoch 2, batch [0-9]+"));
-        Assert.That(File.ReadAllBytes(Path.Combine(run, "last.safetensors")), Is.EqualTo(good), "the last good checkpoint is kept");
-        var (_, net) = Runner.LoadCheckpoint(Path.Combine(run, "last.safetensors"));
-        Assert.That(net.parameters().All(p => !p.isnan().any().item<bool>()));
+        Assert.That(r.Out + r.Err, Does.Match("NaN or infinite at epoch 1, batch [0-9]+"));
+        Assert.That(File.Exists(Path.Combine(run, "last.safetensors")), Is.False, "a NaN epoch commits no weights");
+        Assert.That(Directory.Exists(Path.Combine(run, "checkpoints")) ? Directory.GetFiles(Path.Combine(run, "checkpoints")) : [], Is.Empty);
+        Assert.That(JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "summary.json"))).RootElement.GetProperty("stop_reason").GetString(),
+            Does.Contain("NaN"));
+    }
+
+    [Test]
+    public void Resume_checks_the_run_before_writing_and_one_folder_holds_one_run()
+    {
+        string run = Path.Combine(work, "guarded");
+        var first = Cli.Run(work, Recipe(run, 1));
+        Assert.That(first.ExitCode, Is.Zero, first.Err);
+        var before = Directory.GetFiles(run).Where(f => !f.EndsWith(".lock")).Order().ToDictionary(f => f, File.ReadAllBytes);
+
+        // Another lr, another width, another image size: refused, naming the option, and nothing is touched.
+        foreach (var (option, value, stored) in new[] { ("--lr", "0.001", "0.003"), ("--width", "0.5", "0.35"), ("--image-size", "40", "48") })
+        {
+            var args = Recipe(run, 1).ToList();
+            int at = args.IndexOf(option);
+            if (at >= 0) args[at + 1] = value; else args.AddRange([option, value]);
+            var r = Cli.Run(work, [.. args, "--resume"]);
+            Assert.That((r.ExitCode, r.Err.Trim()), Is.EqualTo((1, $"error: --resume: {run} was trained with {option} {stored}, not {value}; " +
+                "resume with the same options or train into another --out")), r.Out);
+            foreach (var (f, bytes) in before) Assert.That(File.ReadAllBytes(f), Is.EqualTo(bytes), $"{option}: {f} untouched");
+        }
+        var empty = Cli.Run(work, [.. Recipe(Path.Combine(work, "never-trained"), 1), "--resume"]);
+        Assert.That((empty.ExitCode, empty.Err.Trim()), Is.EqualTo((1, $"error: --resume: {Path.Combine(work, "never-trained")} holds no run to resume (no trainer_state.json)")));
+
+        // Two trainings into one folder: the second stops at once while the first holds it.
+        string shared = Path.Combine(work, "contended");
+        using var p = Process.Start(Cli.Start(work, [.. Recipe(shared, 2), "--throttle-ms", "200"]))!;
+        string? line;
+        while ((line = p.StandardOutput.ReadLine()) is not null && !line.StartsWith("Epoch 1/2:")) { }
+        var second = Cli.Run(work, Recipe(shared, 2));
+        p.Kill(entireProcessTree: true);
+        p.WaitForExit();
+        Assert.That((second.ExitCode, second.Err.Trim()), Is.EqualTo((1, $"error: {shared} is in use by another training (its .lock is held); wait for it or use another --out")));
     }
 
     [Test]

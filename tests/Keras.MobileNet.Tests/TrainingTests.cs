@@ -163,3 +163,53 @@ public class FitTests
         Assert.That(model.StopReason, Does.Contain("early stopping"));
     }
 }
+
+public class RunFolderTests
+{
+    [Test]
+    public void A_nan_epoch_after_a_good_one_leaves_every_committed_file_as_it_was()
+    {
+        string dir = Directory.CreateTempSubdirectory("km-commit").FullName;
+        try
+        {
+            manual_seed(0);
+            using var model = new KerasModel(Factories.MobileNetV2(MobileNetV2Spec.Build(Preset.Paper, 0.25, 2)), CPU, 2);
+            model.Compile(new CompileOptions(Optimizers.AdamW(1e-3, 0), Losses.CrossEntropy()));
+            using var run = RunFolder.Open(dir);
+            var commit = new EpochCommit(run, TrainerState.Empty, [], 4);
+            var data = new TensorData(randn(4, 3, 32, 32), tensor(new long[] { 0, 1, 0, 1 }), 4);
+            model.Fit(data, 1, data, [commit]);
+            var files = Directory.GetFiles(dir, "*", SearchOption.AllDirectories).Where(f => !f.EndsWith(".lock")).Order()
+                .ToDictionary(f => f, File.ReadAllBytes);
+            Assert.That(files.Keys.Select(f => Path.GetRelativePath(dir, f)), Is.EquivalentTo(new[]
+            {
+                "best.safetensors", "last.safetensors", "history.csv", "history.json", "trainer_state.json",
+                "checkpoints/epoch-0001.safetensors", "checkpoints/epoch-0001.optimizer.bin",
+            }));
+            // Epoch 2 ends with a non-finite loss: nothing is committed.
+            commit.Model = model;
+            commit.OnEpochEnd(1, Logs.Empty.With("loss", double.NaN).With("accuracy", 0.5).With("lr", 1e-3).With("seconds", 1));
+            var after = Directory.GetFiles(dir, "*", SearchOption.AllDirectories).Where(f => !f.EndsWith(".lock")).Order().ToList();
+            Assert.That(after, Is.EqualTo(files.Keys.ToList()));
+            foreach (var f in after) Assert.That(File.ReadAllBytes(f), Is.EqualTo(files[f]), f);
+            Assert.That(commit.State.CompletedEpochs, Is.EqualTo(1));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Test]
+    public void A_second_process_cannot_open_a_held_run_folder()
+    {
+        string dir = Directory.CreateTempSubdirectory("km-lock").FullName;
+        try
+        {
+            using (RunFolder.Open(dir))
+            {
+                // flock is per open file description: a second open in this process conflicts as another process's would.
+                Assert.That(() => RunFolder.Open(dir), Throws.InstanceOf<Keras.MobileNet.Backend.UserError>().With.Message.Contains("in use by another training"));
+            }
+            using (RunFolder.Open(dir)) { } // released with the first
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}

@@ -15,6 +15,7 @@ public static class AtomicFile
         try
         {
             write(tmp);
+            FaultPoints.Hit();
             File.Move(tmp, path, overwrite: true);
         }
         catch

@@ -68,9 +68,6 @@ public sealed record ModelCard(string Arch, double Width, int Classes, string[] 
     public NetworkSpec Spec() => MobileNetV2Spec.Build(MobileNetV2Spec.ParsePreset(Arch), Width, Classes, Dropout);
 }
 
-/// <summary>trainer_state.json: where a run stands, for --resume.</summary>
-public sealed record TrainerState(int CompletedEpochs, double BestValAccuracy, int BestEpoch, double TrainSeconds, long TrainImages, bool Finished);
-
 /// <summary>summary.json.</summary>
 public sealed record RunSummary(string Arch, double Width, int Classes, int ImageSize, long Params, long NonTrainableParams, long Macs,
     double? BestValAccuracy, int BestEpoch, double? FinalValAccuracy, int Epochs, double TrainSeconds, double ImagesPerSecond,
@@ -184,25 +181,29 @@ public static class Runner
     public static RunResult TrainOne(TrainOptions o, double width, string folder, Device device, LoadedData data, ProgressOutput output,
         Action<string> log, double? estimateSeconds = null)
     {
-        string statePath = Path.Combine(folder, "trainer_state.json");
-        TrainerState state = new(0, double.NegativeInfinity, -1, 0, 0, false);
-        List<HistoryRow> earlier = [];
-        if (o.Resume && File.Exists(statePath))
+        using var run = RunFolder.Open(folder); // one run per folder, for the whole run
+        var stored = run.ReadState();
+        TrainerState state = TrainerState.Empty;
+        if (o.Resume)
         {
-            state = Files.ReadJson<TrainerState>(statePath);
-            earlier = HistoryRow.ReadCsv(Path.Combine(folder, "history.csv")).Where(r => r.Epoch <= state.CompletedEpochs).ToList();
+            if (stored is null) throw new UserError($"--resume: {folder} holds no run to resume (no trainer_state.json)");
+            CheckSameRun(folder, o, width);
+            run.Publish(stored); // what a kill between the commit and the derived files left, made whole
+            state = stored;
             log($"resuming {folder} after epoch {state.CompletedEpochs}");
         }
-        else if (File.Exists(statePath))
+        else if (stored is not null)
             throw new UserError($"{folder} already holds a run; use --resume to continue it or another --out");
-        Directory.CreateDirectory(folder);
-
+        else run.Sweep(null);
         var card = new ModelCard(o.Arch, width, data.ClassFolders.Length, data.ClassFolders, data.ClassNames, o.ImageSize,
             data.Transform.Mean, data.Transform.Std, o.Dropout ?? (o.Arch == "paper" ? 0.2 : 0.0));
         var spec = card.Spec();
         var counts = Counts.Of(spec, o.ImageSize, o.ImageSize);
-        Files.WriteJson(Path.Combine(folder, "model.json"), card);
-        Files.WriteJson(Path.Combine(folder, "options.json"), o);
+        if (!o.Resume)
+        {
+            Files.WriteJson(Path.Combine(folder, "model.json"), card);
+            Files.WriteJson(Path.Combine(folder, "options.json"), o);
+        }
         log($"{folder}: MobileNetV2 {o.Arch} width {width}, {counts.Trainable:N0} trainable params, {counts.Macs:N0} MACs, device {device}");
 
         manual_seed(o.Seed); // initialisation is a function of the seed too
@@ -210,8 +211,9 @@ public static class Runner
         model.Compile(new CompileOptions(Optimizers.AdamW(o.Lr, o.WeightDecay), Losses.CrossEntropy(o.LabelSmoothing)));
         if (state.CompletedEpochs > 0)
         {
-            Checkpoints.Load(model.Network, Path.Combine(folder, "last.safetensors"));
-            ((TorchSharp.Modules.OptimizerHelper)model.Optimizer!).load_state_dict(Path.Combine(folder, "optimizer.bin"));
+            var (weights, optimizerState) = run.Resumable(state);
+            Checkpoints.Load(model.Network, weights);
+            ((TorchSharp.Modules.OptimizerHelper)model.Optimizer!).load_state_dict(optimizerState);
         }
 
         double minLr = o.MinLr ?? o.Lr / 100;
@@ -219,17 +221,11 @@ public static class Runner
         Callback schedule = o.Schedule == "step"
             ? new StepLearningRateScheduler(Schedules.WarmupCosine(o.Lr, minLr, (long)o.Epochs * steps, (long)(o.WarmupEpochs * steps)), steps)
             : new LearningRateScheduler(Schedules.CosineAnnealing(o.Lr, minLr, o.Epochs));
-        double seconds = state.TrainSeconds;
-        long images = state.TrainImages;
-        var checkpoint = new ModelCheckpoint(folder, (epoch, logs, _) =>
-        {
-            seconds += logs["seconds"];
-            images += data.Train.Dataset.Count;
-            Files.WriteJson(statePath, state = state with { CompletedEpochs = epoch + 1, TrainSeconds = seconds, TrainImages = images });
-        }) { BestValue = state.BestValAccuracy, BestEpoch = state.BestEpoch };
-        var csv = new CsvLogger(Path.Combine(folder, "history.csv"), earlier);
+        var rows = new List<HistoryRow>(state.History ?? (state.CompletedEpochs > 0
+            ? HistoryRow.ReadCsv(Path.Combine(folder, "history.csv")).Where(r => r.Epoch <= state.CompletedEpochs) : []));
+        var commit = new EpochCommit(run, state, rows, data.Train.Dataset.Count);
         var progress = new ProgressPrinter(output, o.Epochs, steps);
-        var callbacks = new List<Callback> { schedule, new TerminateOnNaN(), csv, checkpoint, progress };
+        var callbacks = new List<Callback> { schedule, new TerminateOnNaN(), commit, progress };
         if (o.TensorBoard) callbacks.Add(new TensorBoard(Path.Combine(folder, "tensorboard")));
         if (o.EarlyStoppingPatience > 0) callbacks.Add(new EarlyStopping("val_accuracy", o.EarlyStoppingPatience));
         if (o.ThrottleMs > 0) callbacks.Add(new Throttle(o.ThrottleMs));
@@ -239,6 +235,7 @@ public static class Runner
         wall.Stop();
 
         bool failed = model.StopReason?.Contains("NaN") == true;
+        state = commit.State;
         string bestPath = Path.Combine(folder, "best.safetensors");
         if (!failed && File.Exists(bestPath))
         {
@@ -247,12 +244,11 @@ public static class Runner
             var ev = model.Evaluate(data.Val);
             Files.WriteJson(Path.Combine(folder, "confusion.json"), new Reports.ConfusionData(data.ClassNames, ev.ConfusionRows()));
         }
-        state = state with { BestValAccuracy = checkpoint.BestValue, BestEpoch = checkpoint.BestEpoch, Finished = !failed };
-        Files.WriteJson(statePath, state);
-        var rows = csv.Rows;
+        state = state with { Finished = !failed };
+        run.WriteState(state);
         var summary = new RunSummary(o.Arch, width, spec.Classes, o.ImageSize, counts.Trainable, counts.NonTrainable, counts.Macs,
-            double.IsFinite(checkpoint.BestValue) ? checkpoint.BestValue : null, checkpoint.BestEpoch,
-            rows.LastOrDefault()?.ValAccuracy, rows.Count, seconds, images / Math.Max(seconds, 1e-9), device.ToString(), o.Seed,
+            double.IsFinite(state.BestValAccuracy) ? state.BestValAccuracy : null, state.BestEpoch,
+            rows.LastOrDefault()?.ValAccuracy, rows.Count, state.TrainSeconds, state.TrainImages / Math.Max(state.TrainSeconds, 1e-9), device.ToString(), o.Seed,
             model.StopReason, o);
         Files.WriteJson(Path.Combine(folder, "summary.json"), summary);
         if (model.StopReason is not null) log(model.StopReason);
@@ -260,6 +256,30 @@ public static class Runner
             $" (epoch {(summary.BestEpoch > 0 ? summary.BestEpoch : "-")}), {rows.Count} epochs; this session trained for " +
             Estimate.Describe(wall.Elapsed.TotalSeconds) + (estimateSeconds is double est ? $" (estimated {Estimate.Describe(est)})" : ""));
         return new RunResult(folder, summary, rows, failed);
+    }
+
+    /// <summary>The options that define a run: a resume with any of them changed would not continue the same run.</summary>
+    static void CheckSameRun(string folder, TrainOptions o, double width)
+    {
+        string path = Path.Combine(folder, "options.json");
+        if (!File.Exists(path)) throw new UserError($"--resume: {path} is missing, so the run cannot be checked");
+        TrainOptions s;
+        try { s = Files.ReadJson<TrainOptions>(path); }
+        catch (System.Text.Json.JsonException e) { throw new UserError($"--resume: {path} is not readable ({e.Message.Split('\n')[0]})"); }
+        static string V(object? v) => v switch { null => "(default)", double d => d.ToString("R", CultureInfo.InvariantCulture), _ => v.ToString()! };
+        var pairs = new (string Option, object? Stored, object? Now)[]
+        {
+            ("--arch", s.Arch.ToLowerInvariant(), o.Arch.ToLowerInvariant()), ("--width", s.Widths.FirstOrDefault(), width),
+            ("--dataset", s.Dataset, o.Dataset), ("--size", s.Dataset == "imagenette" ? s.Size : null, o.Dataset == "imagenette" ? o.Size : null),
+            ("--data", Path.GetFullPath(s.Data), Path.GetFullPath(o.Data)), ("--image-size", s.ImageSize, o.ImageSize),
+            ("--epochs", s.Epochs, o.Epochs), ("--batch-size", s.BatchSize, o.BatchSize), ("--lr", s.Lr, o.Lr), ("--min-lr", s.MinLr, o.MinLr),
+            ("--weight-decay", s.WeightDecay, o.WeightDecay), ("--label-smoothing", s.LabelSmoothing, o.LabelSmoothing),
+            ("--schedule", s.Schedule, o.Schedule), ("--warmup-epochs", s.WarmupEpochs, o.WarmupEpochs), ("--seed", s.Seed, o.Seed),
+            ("--dropout", s.Dropout, o.Dropout), ("--early-stopping", s.EarlyStoppingPatience, o.EarlyStoppingPatience),
+        };
+        foreach (var (option, stored, now) in pairs)
+            if (!Equals(stored, now))
+                throw new UserError($"--resume: {folder} was trained with {option} {V(stored)}, not {V(now)}; resume with the same options or train into another --out");
     }
 
     /// <summary>Rebuilds the network of a run folder (or of a .safetensors next to its model.json) and loads its weights.</summary>
@@ -277,6 +297,30 @@ public static class Runner
         var net = Factories.MobileNetV2(card.Spec());
         Checkpoints.Load(net, file);
         return (card, net);
+    }
+}
+
+/// <summary>
+/// Commits each finished epoch to the run folder: the history row, the best-so-far and the checkpoints go into one
+/// state that one rename makes current. An epoch whose loss is not finite commits nothing (the last good one stays).
+/// </summary>
+public sealed class EpochCommit(RunFolder run, TrainerState start, List<HistoryRow> rows, int imagesPerEpoch) : Callback
+{
+    public TrainerState State { get; private set; } = start with { History = [.. rows] };
+
+    public override void OnEpochEnd(int epoch, Logs logs)
+    {
+        if (!double.IsFinite(logs.Get("loss") ?? double.NaN) || (logs.Get("first_nonfinite_batch") ?? -1) >= 0) return;
+        rows.RemoveAll(r => r.Epoch >= epoch + 1);
+        rows.Add(HistoryRow.From(epoch, logs));
+        double v = logs.Get("val_accuracy") ?? logs["accuracy"];
+        bool best = v > State.BestValAccuracy;
+        var next = State with
+        {
+            CompletedEpochs = epoch + 1, TrainSeconds = State.TrainSeconds + logs["seconds"], TrainImages = State.TrainImages + imagesPerEpoch,
+            BestValAccuracy = best ? v : State.BestValAccuracy, BestEpoch = best ? epoch + 1 : State.BestEpoch, History = [.. rows],
+        };
+        State = run.Commit(Model.Network, Model.Optimizer!, next, best);
     }
 }
 

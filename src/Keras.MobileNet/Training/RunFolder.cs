@@ -1,0 +1,116 @@
+using System.Globalization;
+using System.Text.Json;
+using Keras.MobileNet.Backend;
+using TorchSharp;
+
+namespace Keras.MobileNet.Training;
+
+/// <summary>
+/// trainer_state.json, the commit record of a run: the last completed epoch, the files that hold its weights and
+/// optimizer state, the best epoch so far and its weights, and every history row. Renaming it into place commits an
+/// epoch; everything else in the folder is either named by it or derived from it.
+/// </summary>
+public sealed record TrainerState(int CompletedEpochs, double BestValAccuracy, int BestEpoch, double TrainSeconds, long TrainImages, bool Finished,
+    string? Weights = null, string? Optimizer = null, string? BestWeights = null, IReadOnlyList<HistoryRow>? History = null)
+{
+    public static readonly TrainerState Empty = new(0, double.NegativeInfinity, -1, 0, 0, false);
+}
+
+/// <summary>
+/// A run folder, held by one process at a time (an OS lock on .lock, released when the process dies), and its
+/// commit protocol. An epoch writes checkpoints/epoch-NNNN.{safetensors,optimizer.bin}, then renames the new
+/// trainer_state.json into place (the commit), then republishes the derived files (last.safetensors,
+/// best.safetensors, history.csv, history.json) and deletes what no state names. A kill at any instant leaves
+/// either the old state or the new one; opening the folder again republishes and sweeps, so a resumed run continues
+/// from exactly the last committed epoch.
+/// </summary>
+public sealed class RunFolder : IDisposable
+{
+    readonly FileStream lockFile;
+    public string Path { get; }
+    string P(string name) => System.IO.Path.Combine(Path, name);
+    public string StatePath => P("trainer_state.json");
+
+    RunFolder(string path, FileStream lockFile) => (Path, this.lockFile) = (path, lockFile);
+
+    /// <summary>Creates the folder if needed and takes its lock; another live process holding it is a clear error.</summary>
+    public static RunFolder Open(string path)
+    {
+        Directory.CreateDirectory(path);
+        try
+        {
+            // FileShare.None is an exclusive flock on Unix: held until this process closes the file or dies.
+            var f = new FileStream(System.IO.Path.Combine(path, ".lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            return new RunFolder(path, f);
+        }
+        catch (IOException)
+        {
+            throw new UserError($"{path} is in use by another training (its .lock is held); wait for it or use another --out");
+        }
+    }
+
+    public TrainerState? ReadState()
+    {
+        if (!File.Exists(StatePath)) return null;
+        try { return Files.ReadJson<TrainerState>(StatePath); }
+        catch (JsonException e) { throw new UserError($"{StatePath} is not a readable trainer state ({e.Message.Split('\n')[0]})"); }
+    }
+
+    /// <summary>The weights and optimizer files of the committed epoch (older runs kept them under fixed names).</summary>
+    public (string Weights, string Optimizer) Resumable(TrainerState s) => (P(s.Weights ?? "last.safetensors"), P(s.Optimizer ?? "optimizer.bin"));
+
+    /// <summary>
+    /// Commits a finished epoch: its weights and optimizer state under names that carry the epoch, then the state that
+    /// names them (one rename), then the derived files.
+    /// </summary>
+    public TrainerState Commit(torch.nn.Module network, torch.optim.Optimizer optimizer, TrainerState next, bool isBest)
+    {
+        Directory.CreateDirectory(P("checkpoints"));
+        string weights = $"checkpoints/epoch-{next.CompletedEpochs:D4}.safetensors";
+        string opt = $"checkpoints/epoch-{next.CompletedEpochs:D4}.optimizer.bin";
+        Checkpoints.Save(network, P(weights));
+        AtomicFile.Write(P(opt), ((TorchSharp.Modules.OptimizerHelper)optimizer).save_state_dict);
+        var state = next with { Weights = weights, Optimizer = opt, BestWeights = isBest ? weights : next.BestWeights };
+        WriteState(state);
+        Publish(state);
+        return state;
+    }
+
+    public void WriteState(TrainerState state) => Files.WriteJson(StatePath, state);
+
+    /// <summary>Makes the derived files agree with the state and removes what it does not name (and temp files).</summary>
+    public void Publish(TrainerState state)
+    {
+        if (state.Weights is not null) CopyAtomic(P(state.Weights), P("last.safetensors"));
+        if (state.BestWeights is not null) CopyAtomic(P(state.BestWeights), P("best.safetensors"));
+        if (state.History is { } rows)
+        {
+            Files.WriteAtomic(P("history.csv"), HistoryRow.ToCsv(rows));
+            Files.WriteJson(P("history.json"), rows);
+        }
+        Sweep(state);
+    }
+
+    /// <summary>Deletes checkpoint files no state names and temp files a killed process left.</summary>
+    public void Sweep(TrainerState? state)
+    {
+        var keep = new HashSet<string?> { state?.Weights, state?.Optimizer, state?.BestWeights }
+            .Where(k => k is not null).Select(k => System.IO.Path.GetFullPath(P(k!))).ToHashSet();
+        var doomed = Directory.Exists(P("checkpoints"))
+            ? Directory.GetFiles(P("checkpoints")).Where(f => !keep.Contains(System.IO.Path.GetFullPath(f))).ToList() : [];
+        doomed.AddRange(Directory.GetFiles(Path, "*.tmp"));
+        foreach (var f in doomed.Order(StringComparer.Ordinal))
+        {
+            FaultPoints.Hit();
+            File.Delete(f);
+        }
+    }
+
+    static void CopyAtomic(string from, string to)
+    {
+        if (!File.Exists(from)) throw new UserError($"{from} is missing: the run folder was changed by hand");
+        AtomicFile.Write(to, tmp => File.Copy(from, tmp, overwrite: true));
+    }
+
+    public void Dispose() => lockFile.Dispose();
+}
