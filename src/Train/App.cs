@@ -24,7 +24,30 @@ public static class App
         root.Subcommands.Add(DiagCommand.Create());
         root.Subcommands.Add(DoctorCommand.Create());
         TrainCommand.ReportsHook = PlotCommand.AfterTraining;
+        InvariantNumbers(root);
         return root;
+    }
+
+    /// <summary>
+    /// Every number option parses one way: invariant, no group separators ("--lr 0,001" was read as 1, a comma taken
+    /// for a thousands separator), finite.
+    /// </summary>
+    static void InvariantNumbers(Command command)
+    {
+        foreach (var o in command.Options)
+            if (o is Option<double> d) d.CustomParser = r => Number(r) ?? 0;
+            else if (o is Option<double?> n) n.CustomParser = Number;
+        foreach (var sub in command.Subcommands) InvariantNumbers(sub);
+    }
+
+    static double? Number(ArgumentResult r)
+    {
+        string text = r.Tokens.Count > 0 ? r.Tokens[^1].Value : "";
+        if (double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var v) && double.IsFinite(v))
+            return v;
+        string name = (r.Parent as OptionResult)?.Option.Name ?? "option";
+        r.AddError($"{name} must be a number such as 0.001 or 1e-3 (no thousands separators), not '{text}'");
+        return null;
     }
 
     public static int Run(string[] args)

@@ -222,6 +222,15 @@ public class EndToEndTests
         yield return new TestCaseData(new[] { "bench", "epoch", "--epochs", "0" }, 2, "--epochs").SetName("Bench_epoch_without_epochs");
         yield return new TestCaseData(new[] { "bench", "train", "--image-size", "8" }, 2, "--image-size").SetName("Bench_train_image_too_small");
         yield return new TestCaseData(new[] { "bench", "pipeline", "--images", "0" }, 2, "--images").SetName("Bench_pipeline_without_images");
+        // Numbers parse one way: a comma is no thousands separator (--lr 0,001 trained at lr 1; summary --width 1,0.5 built width 10.5).
+        yield return new TestCaseData(new[] { "--lr", "0,001", "--dataset", "folder", "--data", "/nonexistent/x" }, 2, "--lr must be a number").SetName("Comma_in_lr_is_usage_error");
+        yield return new TestCaseData(new[] { "summary", "--width", "1,0.5" }, 2, "--width must be a number").SetName("Comma_in_summary_width_is_usage_error");
+        yield return new TestCaseData(new[] { "--lr", "NaN", "--dataset", "folder", "--data", "/nonexistent/x" }, 2, "--lr must be a number").SetName("NaN_lr_is_usage_error");
+        yield return new TestCaseData(new[] { "--dropout", "1.5", "--dataset", "folder", "--data", "/nonexistent/x" }, 2, "--dropout").SetName("Dropout_out_of_range_before_any_work");
+        yield return new TestCaseData(new[] { "--min-lr", "-1", "--dataset", "folder", "--data", "/nonexistent/x" }, 2, "--min-lr").SetName("Negative_min_lr_before_any_work");
+        yield return new TestCaseData(new[] { "--warmup-epochs", "200", "--dataset", "folder", "--data", "/nonexistent/x" }, 2, "--warmup-epochs").SetName("Warmup_past_the_run_before_any_work");
+        yield return new TestCaseData(new[] { "--image-size", "8", "--dataset", "folder", "--data", "/nonexistent/x" }, 2, "--image-size").SetName("Image_size_too_small_before_any_work");
+        yield return new TestCaseData(new[] { "--device", "gpu" }, 2, "cuda:N").SetName("Unknown_device_is_usage_error");
     }
 
     [TestCaseSource(nameof(BadInput))]

@@ -57,6 +57,9 @@ public sealed record TrainOptions
         if (Schedule is not ("epoch" or "step")) throw new ArgumentException($"--schedule must be epoch or step, not '{Schedule}'");
         if (Workers < 1) throw new ArgumentException($"--workers must be at least 1, not {Workers}");
         TransformConfig.For(ImageSize);
+        if (Dropout is double dr && dr is < 0 or >= 1) throw new ArgumentException($"--dropout must be in [0, 1), not {dr}");
+        if (MinLr is double m && (m < 0 || m > Lr)) throw new ArgumentException($"--min-lr must be in [0, --lr], not {m}");
+        if (WarmupEpochs < 0 || WarmupEpochs >= Epochs) throw new ArgumentException($"--warmup-epochs must be >= 0 and below --epochs ({Epochs}), not {WarmupEpochs}");
         if (Resume && Out is null) throw new ArgumentException("--resume needs --out RUN_DIR (the run to continue)");
     }
 }
