@@ -184,6 +184,25 @@ public class EndToEndTests
     }
 
     [Test]
+    public void A_last_batch_of_one_image_is_dropped_and_nothing_becomes_nan()
+    {
+        // 16 images in batches of 5 at 32 px: the last batch of one gave BatchNorm one value per channel, NaN running
+        // variances, a NaN model saved as best and NaN probabilities from predict, with exit 0.
+        string data = Path.Combine(work, "sixteen");
+        Synthetic.ShapesFolder(data, classes: 2, trainPerClass: 8, valPerClass: 4, size: 40);
+        string run = Path.Combine(work, "drop-last");
+        var r = Cli.Run(work, "--dataset", "folder", "--data", data, "--image-size", "32", "--epochs", "2", "--batch-size", "5", "--width", "0.35",
+            "--workers", "2", "--out", run);
+        Assert.That(r.ExitCode, Is.Zero, r.Out + r.Err);
+        Assert.That(r.Out, Does.Contain("note: 16 train images in batches of 5 leave a last batch of one image"));
+        foreach (var (k, t) in Safetensors.LoadStateDict(Path.Combine(run, "best.safetensors")))
+            if (t.is_floating_point()) Assert.That(t.isfinite().all().item<bool>(), k);
+        var pr = Cli.Run(work, "predict", "--checkpoint", run, Directory.GetFiles(Path.Combine(data, "val", "circle"))[0], "--json");
+        Assert.That(pr.ExitCode, Is.Zero, pr.Err);
+        Assert.That(pr.Out, Does.Not.Contain("NaN"));
+    }
+
+    [Test]
     public void Width_sweep_writes_one_run_folder_per_width()
     {
         string sweep = Path.Combine(work, "sweep");
@@ -231,6 +250,8 @@ public class EndToEndTests
         yield return new TestCaseData(new[] { "--warmup-epochs", "200", "--dataset", "folder", "--data", "/nonexistent/x" }, 2, "--warmup-epochs").SetName("Warmup_past_the_run_before_any_work");
         yield return new TestCaseData(new[] { "--image-size", "8", "--dataset", "folder", "--data", "/nonexistent/x" }, 2, "--image-size").SetName("Image_size_too_small_before_any_work");
         yield return new TestCaseData(new[] { "--device", "gpu" }, 2, "cuda:N").SetName("Unknown_device_is_usage_error");
+        yield return new TestCaseData(new[] { "--batch-size", "1", "--image-size", "32", "--dataset", "folder", "--data", "/nonexistent/x" }, 2, "--batch-size 1")
+            .SetName("Batch_of_one_at_32_px_is_refused");
     }
 
     [TestCaseSource(nameof(BadInput))]

@@ -197,6 +197,37 @@ public class RunFolderTests
         finally { Directory.Delete(dir, true); }
     }
 
+    sealed class SpoilRunningVar : Callback
+    {
+        public override void OnEpochEnd(int epoch, Logs logs)
+        {
+            if (epoch != 1) return;
+            using var _ = no_grad();
+            Model.Network.state_dict()["features.0.1.running_var"].fill_(double.NaN);
+        }
+    }
+
+    [Test]
+    public void Non_finite_batchnorm_statistics_stop_the_run_and_are_not_committed()
+    {
+        string dir = Directory.CreateTempSubdirectory("km-nanbuf").FullName;
+        try
+        {
+            manual_seed(0);
+            using var model = new KerasModel(Factories.MobileNetV2(MobileNetV2Spec.Build(Preset.Paper, 0.25, 2)), CPU, 2);
+            model.Compile(new CompileOptions(Optimizers.AdamW(1e-3, 0), Losses.CrossEntropy()));
+            using var run = RunFolder.Open(dir);
+            var commit = new EpochCommit(run, TrainerState.Empty, [], 4);
+            var data = new TensorData(randn(4, 3, 32, 32), tensor(new long[] { 0, 1, 0, 1 }), 4);
+            // The loss of epoch 2 is finite; only a buffer is not (the spoiler runs before the checks, as a bad update would).
+            model.Fit(data, 3, null, [new SpoilRunningVar(), new TerminateOnNaN(), commit]);
+            Assert.That(model.StopReason, Is.EqualTo("'features.0.1.running_var' became NaN or infinite at epoch 2; stopped"));
+            Assert.That(commit.State.CompletedEpochs, Is.EqualTo(1), "epoch 2 is not committed");
+            Assert.That(run.ReadState()!.CompletedEpochs, Is.EqualTo(1));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
     [Test]
     public void A_second_process_cannot_open_a_held_run_folder()
     {

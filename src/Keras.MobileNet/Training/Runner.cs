@@ -56,6 +56,9 @@ public sealed record TrainOptions
         if (LabelSmoothing is < 0 or >= 1) throw new ArgumentException($"--label-smoothing must be in [0, 1), not {LabelSmoothing}");
         if (Schedule is not ("epoch" or "step")) throw new ArgumentException($"--schedule must be epoch or step, not '{Schedule}'");
         if (Workers < 1) throw new ArgumentException($"--workers must be at least 1, not {Workers}");
+        if (BatchSize == 1 && Counts.Layers(MobileNetV2Spec.Build(MobileNetV2Spec.ParsePreset(Arch), Widths.Min(), 2), ImageSize, ImageSize)
+                .Last(l => l.Kind == "BatchNorm2d") is { Height: 1, Width: 1 })
+            throw new ArgumentException($"--batch-size 1 at --image-size {ImageSize} leaves BatchNorm one value per channel in the last layers; use 2 or more");
         TransformConfig.For(ImageSize);
         if (Dropout is double dr && dr is < 0 or >= 1) throw new ArgumentException($"--dropout must be in [0, 1), not {dr}");
         if (MinLr is double m && (m < 0 || m > Lr)) throw new ArgumentException($"--min-lr must be in [0, --lr], not {m}");
@@ -175,8 +178,13 @@ public static class Runner
             log($"streaming dataset: {trainDs.Count} train + {valDs.Count} val images");
         }
         if (bad.Count > 0) log($"skipped {bad.Count} unreadable image(s)");
+        // A training batch of one image gives BatchNorm one value per channel where the feature map is 1x1: NaN running
+        // statistics. Like PyTorch's drop_last, but only for that remainder.
+        bool dropLast = o.BatchSize > 1 && trainDs.Count % o.BatchSize == 1;
+        if (dropLast) log($"note: {trainDs.Count} train images in batches of {o.BatchSize} leave a last batch of one image, which BatchNorm cannot " +
+                          "train on; each epoch drops it (a different image each epoch, as the order is shuffled)");
         return new LoadedData(
-            new DataLoader(trainDs, o.BatchSize, shuffle: true, o.Seed, o.Workers, device),
+            new DataLoader(trainDs, o.BatchSize, shuffle: true, o.Seed, o.Workers, device, dropLast: dropLast),
             new DataLoader(valDs, o.BatchSize, shuffle: false, o.Seed, o.Workers, device),
             [.. train.Classes], names, cfg, bad);
     }
@@ -313,7 +321,7 @@ public sealed class EpochCommit(RunFolder run, TrainerState start, List<HistoryR
 
     public override void OnEpochEnd(int epoch, Logs logs)
     {
-        if (!double.IsFinite(logs.Get("loss") ?? double.NaN) || (logs.Get("first_nonfinite_batch") ?? -1) >= 0) return;
+        if (NonFinite.Epoch(logs, Model.Network)) return;
         rows.RemoveAll(r => r.Epoch >= epoch + 1);
         rows.Add(HistoryRow.From(epoch, logs));
         double v = logs.Get("val_accuracy") ?? logs["accuracy"];
