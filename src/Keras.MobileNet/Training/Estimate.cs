@@ -33,10 +33,13 @@ public static class Estimate
     /// </summary>
     public static StepCost Probe(NetworkSpec spec, Device device, int batch, int imageSize)
     {
-        using var scope = NewDisposeScope();
+        // Each object has one owner (no dispose scope around the model: its parameters and optimizer state would then
+        // have two, the scope and the model).
         using var model = new KerasModel(Factories.MobileNetV2(spec), device, spec.Classes);
         model.Compile(new CompileOptions(Optimizers.AdamW(1e-3, 0), Losses.CrossEntropy(0.1)));
-        var data = new TimedBatches(randn(batch, 3, imageSize, imageSize, device: device), randint(0, spec.Classes, [batch], device: device), device);
+        using var x = randn(batch, 3, imageSize, imageSize, device: device);
+        using var y = randint(0, spec.Classes, [batch], device: device);
+        var data = new TimedBatches(x, y, device);
         model.Fit(data, 1);
         double train = data.MedianSeconds;
         model.Evaluate(data);
