@@ -166,18 +166,25 @@ public class FitTests
 
 public class RunFolderTests
 {
+    /// <summary>A small seeded network, its run folder and commit callback, and four images of two classes.</summary>
+    static (KerasModel Model, RunFolder Run, EpochCommit Commit, TensorData Data) Tiny(string dir)
+    {
+        manual_seed(0);
+        var model = new KerasModel(Factories.MobileNetV2(MobileNetV2Spec.Build(Preset.Paper, 0.25, 2)), CPU, 2);
+        model.Compile(new CompileOptions(Optimizers.AdamW(1e-3, 0), Losses.CrossEntropy()));
+        var run = RunFolder.Open(dir);
+        return (model, run, new EpochCommit(run, TrainerState.Empty, [], 4), new TensorData(randn(4, 3, 32, 32), tensor(new long[] { 0, 1, 0, 1 }), 4));
+    }
+
     [Test]
     public void A_nan_epoch_after_a_good_one_leaves_every_committed_file_as_it_was()
     {
         string dir = Directory.CreateTempSubdirectory("km-commit").FullName;
         try
         {
-            manual_seed(0);
-            using var model = new KerasModel(Factories.MobileNetV2(MobileNetV2Spec.Build(Preset.Paper, 0.25, 2)), CPU, 2);
-            model.Compile(new CompileOptions(Optimizers.AdamW(1e-3, 0), Losses.CrossEntropy()));
-            using var run = RunFolder.Open(dir);
-            var commit = new EpochCommit(run, TrainerState.Empty, [], 4);
-            var data = new TensorData(randn(4, 3, 32, 32), tensor(new long[] { 0, 1, 0, 1 }), 4);
+            var (model, run, commit, data) = Tiny(dir);
+            using var _m = model;
+            using var _r = run;
             model.Fit(data, 1, data, [commit]);
             var files = Directory.GetFiles(dir, "*", SearchOption.AllDirectories).Where(f => !f.EndsWith(".lock")).Order()
                 .ToDictionary(f => f, File.ReadAllBytes);
@@ -213,12 +220,9 @@ public class RunFolderTests
         string dir = Directory.CreateTempSubdirectory("km-nanbuf").FullName;
         try
         {
-            manual_seed(0);
-            using var model = new KerasModel(Factories.MobileNetV2(MobileNetV2Spec.Build(Preset.Paper, 0.25, 2)), CPU, 2);
-            model.Compile(new CompileOptions(Optimizers.AdamW(1e-3, 0), Losses.CrossEntropy()));
-            using var run = RunFolder.Open(dir);
-            var commit = new EpochCommit(run, TrainerState.Empty, [], 4);
-            var data = new TensorData(randn(4, 3, 32, 32), tensor(new long[] { 0, 1, 0, 1 }), 4);
+            var (model, run, commit, data) = Tiny(dir);
+            using var _m = model;
+            using var _r = run;
             // The loss of epoch 2 is finite; only a buffer is not (the spoiler runs before the checks, as a bad update would).
             model.Fit(data, 3, null, [new SpoilRunningVar(), new TerminateOnNaN(), commit]);
             Assert.That(model.StopReason, Is.EqualTo("'features.0.1.running_var' became NaN or infinite at epoch 2; stopped"));

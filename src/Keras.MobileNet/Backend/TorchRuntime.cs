@@ -98,20 +98,8 @@ public static class TorchRuntime
         if (NativeLibrary.TryGetExport(handle, "FLAGS_caffe2_log_level", out var level)) Marshal.WriteInt32(level, 2); // ERROR
     }
 
-    /// <summary>The full path of a library this process has mapped, from /proc/self/maps.</summary>
-    public static string? LoadedLibrary(string fileName)
-    {
-        try
-        {
-            foreach (var line in File.ReadLines("/proc/self/maps"))
-            {
-                int i = line.IndexOf('/');
-                if (i >= 0 && Path.GetFileName(line[i..].Trim()) == fileName) return line[i..].Trim();
-            }
-        }
-        catch (IOException) { }
-        return null;
-    }
+    /// <summary>The full path of a library this process has mapped, by file name.</summary>
+    public static string? LoadedLibrary(string fileName) => MappedFiles().FirstOrDefault(f => Path.GetFileName(f) == fileName);
 
     /// <summary>Patches every libLibTorchSharp.so below <paramref name="folder"/> when the system libstdc++ is too old.</summary>
     public static int PatchForOldLibStdCxx(string folder, string? libStdCxx = null)
@@ -127,18 +115,24 @@ public static class TorchRuntime
     /// <summary>The libstdc++ this process has mapped (the .NET runtime links it), else the usual places.</summary>
     public static string? FindLibStdCxx()
     {
-        try
-        {
-            foreach (var line in File.ReadLines("/proc/self/maps"))
-            {
-                int i = line.IndexOf('/');
-                if (i >= 0 && line.Contains("libstdc++.so")) return line[i..].Trim();
-            }
-        }
-        catch (IOException) { }
+        string? mapped = MappedFiles().FirstOrDefault(f => f.Contains("libstdc++.so"));
+        if (mapped is not null) return mapped;
         string[] usual = ["/lib/x86_64-linux-gnu/libstdc++.so.6", "/usr/lib/x86_64-linux-gnu/libstdc++.so.6",
             "/usr/lib64/libstdc++.so.6", "/lib64/libstdc++.so.6", "/usr/lib/aarch64-linux-gnu/libstdc++.so.6"];
         return usual.FirstOrDefault(File.Exists);
+    }
+
+    /// <summary>The files this process has mapped, from /proc/self/maps (none where that does not exist).</summary>
+    static IEnumerable<string> MappedFiles()
+    {
+        List<string> files = [];
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/maps"))
+                if (line.IndexOf('/') is int i and >= 0) files.Add(line[i..].Trim());
+        }
+        catch (IOException) { }
+        return files;
     }
 
     /// <summary>True when the library's string table names the version (a definition in .gnu.version_d).</summary>

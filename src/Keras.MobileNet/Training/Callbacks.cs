@@ -201,7 +201,7 @@ public sealed class ModelCheckpoint(string dir, Action<int, Logs, bool>? onSaved
 
     public override void OnEpochEnd(int epoch, Logs logs)
     {
-        if (!double.IsFinite(logs.Get("loss") ?? double.NaN) || (logs.Get("first_nonfinite_batch") ?? -1) >= 0) return;
+        if (NonFinite.Epoch(logs, Model.Network)) return;
         Checkpoints.Save(Model.Network, Path.Combine(dir, "last.safetensors"));
         double v = logs.Get("val_accuracy") ?? logs["accuracy"];
         bool best = v > BestValue;
