@@ -14,6 +14,9 @@ printf '%s\n' "$block" > "$work/try.sh"
 echo "== the README's block:"; cat "$work/try.sh"
 net=(); [ "$(id -u)" = 0 ] && unshare -n true 2>/dev/null && net=(unshare -n)
 start=$(date +%s)
+# An empty NuGet HTTP cache, as on a new machine: nothing the restore needs from the network may be cached from earlier
+# runs here (CI once failed on the vulnerability audit that a warm cache hid).
+export NUGET_HTTP_CACHE_PATH="$work/.nuget-http-cache"
 (cd "$work" && timeout 300 "${net[@]}" bash -euo pipefail try.sh)
 took=$(( $(date +%s) - start ))
 for f in reports/try/curves.png reports/try/accuracy_vs_cost.png reports/try/report.md reports/try/w0.5/confusion.png; do
