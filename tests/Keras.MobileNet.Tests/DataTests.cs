@@ -402,6 +402,18 @@ public class PipelineTests
             File.Delete(gone);
             Assert.That(late.Prepared(0), Is.Null);
             Assert.That(streamLog.Entries.Keys, Does.Contain(gone));
+            // ... and left out of its batch, not trained as a blank image with its label; the other rows are unchanged.
+            var loader = new DataLoader(late, 4, false, 0, 2, CPU);
+            using (var batch = loader.MakeBatch(0, [0, 1, 2, 3]))
+            using (var rest = loader.MakeBatch(0, [1, 2, 3]))
+            {
+                Assert.That(batch.Count, Is.EqualTo(3));
+                Assert.That(batch.Labels.data<long>().ToArray(), Is.EqualTo(new long[] { late.Label(1), late.Label(2), late.Label(3) }));
+                Assert.That(batch.Images.eq(rest.Images).all().item<bool>(), "the readable rows, in order");
+            }
+            Assert.That(loader.Epoch(0).Select(b => { using (b) return b.Count; }).Sum(), Is.EqualTo(late.Count - 1));
+            using (var none = loader.MakeBatch(0, [0])) Assert.That(none.Count, Is.Zero);
+            Assert.That(loader.Epoch(0).Count(), Is.EqualTo(loader.BatchesPerEpoch), "no empty batch when the bad one shares a batch");
         }
         finally { Directory.Delete(root, true); }
     }
@@ -412,6 +424,81 @@ public class PipelineTests
         var jpeg = TestData.Jpeg(100, 100, 1);
         Assert.That(() => ImageOps.Decode(jpeg, "big.jpg", maxPixels: 9_999),
             Throws.InstanceOf<BadImageException>().With.Message.Contains("pixel limit"));
+    }
+
+    /// <summary>fixtures/decode: JPEGs and PNGs of each common layout and what Pillow decodes from them (make.py).</summary>
+    static IEnumerable<string> PillowCases() =>
+        System.Text.Json.JsonDocument.Parse(File.ReadAllText(Setup.Fixture("decode/cases.json")))
+            .RootElement.GetProperty("cases").EnumerateObject().Select(p => p.Name);
+
+    [TestCaseSource(nameof(PillowCases))]
+    public void Decoding_equals_Pillow_byte_for_byte(string name)
+    {
+        string path = Setup.Fixture("decode/" + name);
+        var img = ImageOps.DecodeFile(path);
+        var want = File.ReadAllBytes(path + ".rgb");
+        Assert.That((img.Width, img.Height), Is.EqualTo((61, 47)));
+        int differ = want.Where((b, i) => b != img.Pixels[i]).Count();
+        Assert.That(differ, Is.Zero, $"{name}: {differ} of {want.Length} bytes differ from Pillow's");
+    }
+
+    static byte[] Encode(Image<Rgb24> img, SixLabors.ImageSharp.Formats.IImageEncoder encoder)
+    {
+        using var ms = new MemoryStream();
+        img.Save(ms, encoder);
+        return ms.ToArray();
+    }
+
+    /// <summary>
+    /// A GIF whose 16 frames each claim 7000x7000 pixels in a few hundred bytes: a decoder that reads every frame
+    /// allocates gigabytes for it, whatever the file is called.
+    /// </summary>
+    public static byte[] GifBomb(int frames = 16, int side = 7000)
+    {
+        var b = new List<byte>();
+        void U16(int v) { b.Add((byte)v); b.Add((byte)(v >> 8)); }
+        b.AddRange("GIF89a"u8.ToArray());
+        U16(side); U16(side); b.AddRange([0x80, 0, 0]); // global colour table of two entries
+        b.AddRange([0, 0, 0, 255, 255, 255]);
+        for (int f = 0; f < frames; f++)
+        {
+            b.Add(0x2C); U16(0); U16(0); U16(side); U16(side); b.Add(0);
+            b.AddRange([2, 2, 0x4C, 0x01, 0]); // LZW: minimum code size 2, clear then end
+        }
+        b.Add(0x3B);
+        return b.ToArray();
+    }
+
+    [Test]
+    public void Only_JPEG_and_PNG_content_is_decoded_whatever_the_name_says()
+    {
+        using var img = new Image<Rgb24>(12, 9);
+        var kinds = new (string Name, byte[] Data, string Format)[]
+        {
+            ("bomb.png", GifBomb(), "GIF"),
+            ("small.jpg", Encode(img, new SixLabors.ImageSharp.Formats.Gif.GifEncoder()), "GIF"),
+            ("page.png", Encode(img, new SixLabors.ImageSharp.Formats.Tiff.TiffEncoder()), "not a JPEG or PNG"),
+            ("bitmap.JPEG", Encode(img, new SixLabors.ImageSharp.Formats.Bmp.BmpEncoder()), "BMP"),
+        };
+        foreach (var (name, data, format) in kinds)
+        {
+            Assert.That(() => ImageOps.Decode(data, name), Throws.InstanceOf<BadImageException>()
+                .With.Message.StartsWith(name + ": ").And.Message.Contains(format), name);
+            using var header = new MemoryStream(data);
+            Assert.That(() => ImageOps.CheckHeader(header, name), Throws.InstanceOf<BadImageException>(), name + " (header only)");
+        }
+        // The content decides, both ways: a PNG called .jpg is read.
+        var png = Encode(img, new SixLabors.ImageSharp.Formats.Png.PngEncoder());
+        Assert.That(ImageOps.Decode(png, "really-a-png.jpg").Width, Is.EqualTo(12));
+    }
+
+    [Test]
+    public void Truncated_JPEG_is_refused_as_Pillow_refuses_it()
+    {
+        var jpeg = TestData.Jpeg(80, 60, 5);
+        var cut = jpeg[..(jpeg.Length * 2 / 3)];
+        Assert.That(() => ImageOps.Decode(cut, "cut.jpg"), Throws.InstanceOf<BadImageException>().With.Message.Contains("truncated"));
+        Assert.That(() => ImageOps.Decode(jpeg[..20], "head.jpg"), Throws.InstanceOf<BadImageException>());
     }
 
     [Test]

@@ -71,23 +71,36 @@ public sealed class DataLoader(IImageDataset dataset, int batchSize, bool shuffl
     public int[] Order(int epoch) =>
         shuffle ? CounterRng.Permutation(seed, epoch, dataset.Count) : Enumerable.Range(0, dataset.Count).ToArray();
 
-    /// <summary>Builds one batch from the given dataset indices (used by the producer, and directly by tests).</summary>
+    /// <summary>
+    /// Builds one batch from the given dataset indices (used by the producer, and directly by tests). A sample whose
+    /// image cannot be read now (streaming mode: the file changed or went away after the scan; logged by the dataset)
+    /// is left out of the batch, as the in-memory build leaves it out of the dataset: never trained as a blank image.
+    /// </summary>
     public unsafe Batch MakeBatch(int epoch, ReadOnlySpan<int> indices)
     {
         int n = indices.Length, s = dataset.Transform.OutputSize, per = 3 * s * s;
         var images = empty([n, 3, s, s], ScalarType.Float32);
         var labels = new long[n];
+        var read = new bool[n];
         float* basePtr;
         fixed (byte* raw = images.bytes) basePtr = (float*)raw; // native CPU memory: the pointer stays valid
         var idx = indices.ToArray();
         Parallel.For(0, n, new ParallelOptions { MaxDegreeOfParallelism = Workers }, i =>
         {
-            var dest = new Span<float>(basePtr + (long)i * per, per);
             var img = dataset.Prepared(idx[i]);
-            if (img is null) dest.Clear(); // logged by the dataset
-            else dataset.Transform.Finish(img, seed, epoch, idx[i], dest);
+            if (img is null) return;
+            dataset.Transform.Finish(img, seed, epoch, idx[i], new Span<float>(basePtr + (long)i * per, per));
             labels[i] = dataset.Label(idx[i]);
+            read[i] = true;
         });
+        if (read.Contains(false))
+        {
+            var kept = Enumerable.Range(0, n).Where(i => read[i]).Select(i => (long)i).ToArray();
+            using var keep = tensor(kept, ScalarType.Int64);
+            using var all = images;
+            images = all.index_select(0, keep);
+            labels = kept.Select(i => labels[i]).ToArray();
+        }
         var labelTensor = tensor(labels, ScalarType.Int64);
         if (device.type == DeviceType.CPU) return new Batch(images, labelTensor);
         // Pinned host memory lets the copy to the device run asynchronously while the previous batch trains.
@@ -114,6 +127,7 @@ public sealed class DataLoader(IImageDataset dataset, int batchSize, bool shuffl
                     int start = b * batchSize, count = Math.Min(batchSize, order.Length - start);
                     long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
                     var batch = MakeBatch(epoch, order.AsSpan(start, count));
+                    if (batch.Count == 0) { batch.Dispose(); continue; } // every image of it unreadable (logged)
                     Interlocked.Add(ref handedOver, DisposeScopeManager.Statistics.ThreadTotalLiveCount - before);
                     try { await channel.Writer.WriteAsync(batch, cts.Token); }
                     catch (OperationCanceledException) { batch.Dispose(); break; }
