@@ -121,6 +121,112 @@ public class DownloadTests
         Assert.That(File.Exists("/abs/x"), Is.False);
     }
 
+    static void Link(TarWriter t, string name, string target, TarEntryType type = TarEntryType.SymbolicLink) =>
+        t.WriteEntry(new PaxTarEntry(type, name) { LinkName = target });
+
+    /// <summary>
+    /// Archives whose every name and link target is inside the folder as text, but not on disk: each link is judged
+    /// by where its folder really is, so a chain of links reaches out of the target.
+    /// </summary>
+    public static IEnumerable<TestCaseData> LinkChains()
+    {
+        // l1 -> . makes l1/l2 -> .. live in the root, pointing at the root's parent; l1/l2/escaped lands there.
+        yield return new TestCaseData((Action<TarWriter>)(t =>
+        {
+            Link(t, "l1", ".");
+            Link(t, "l1/l2", "..");
+            TestData.AddFile(t, "l1/l2/escaped", [6, 6, 6]);
+        })).SetName("Refuses_a_symlink_chain_out_of_the_folder");
+        // A link, then a file of the same name: the file would be written through the link, over an outside file.
+        yield return new TestCaseData((Action<TarWriter>)(t =>
+        {
+            Link(t, "l1", ".");
+            Link(t, "l1/victim", "../victim.txt");
+            TestData.AddFile(t, "victim", [6, 6, 6]);
+        })).SetName("Refuses_a_file_written_through_a_same_named_link");
+        // A hard link to a symlink copies whatever the symlink reaches.
+        yield return new TestCaseData((Action<TarWriter>)(t =>
+        {
+            Link(t, "l1", ".");
+            Link(t, "l1/secret", "../victim.txt");
+            Link(t, "copy", "secret", TarEntryType.HardLink);
+        })).SetName("Refuses_a_hard_link_to_a_symlink");
+        // The same two, with links that point inside: still nothing is written or copied through a link.
+        yield return new TestCaseData((Action<TarWriter>)(t =>
+        {
+            TestData.AddFile(t, "f", [1]);
+            Link(t, "same", "f");
+            TestData.AddFile(t, "same", [6, 6, 6]);
+        })).SetName("Refuses_a_file_after_an_inside_link_of_its_name");
+        yield return new TestCaseData((Action<TarWriter>)(t =>
+        {
+            TestData.AddFile(t, "f", [1]);
+            Link(t, "s", "f");
+            Link(t, "h", "s", TarEntryType.HardLink);
+        })).SetName("Refuses_a_hard_link_to_an_inside_symlink");
+        // Links made in an order that keeps each one inside when it is made; the second turns the first outward.
+        yield return new TestCaseData((Action<TarWriter>)(t =>
+        {
+            Link(t, "a", "b/../victim.txt"); // inside while b is no link: root/victim.txt
+            Link(t, "b", ".");                // now a reaches the root's parent: data/victim.txt
+        })).SetName("Refuses_a_link_that_a_later_link_turns_outward");
+    }
+
+    [TestCaseSource(nameof(LinkChains))]
+    public void Links_are_judged_on_disk_and_nothing_is_written_or_read_outside(Action<TarWriter> write)
+    {
+        string data = Path.Combine(dir, "data");
+        Directory.CreateDirectory(data);
+        string victim = Path.Combine(data, "victim.txt");
+        File.WriteAllText(victim, "outside");
+        string archive = Path.Combine(dir, "chain.tgz");
+        File.WriteAllBytes(archive, TestData.Tgz(write));
+        Assert.That(() => SafeTar.ExtractTgz(archive, Path.Combine(data, "out")),
+            Throws.InstanceOf<UserError>().With.Message.Contains("refusing").And.Message.StartsWith(archive));
+        Assert.That(File.ReadAllText(victim), Is.EqualTo("outside"), "the outside file is untouched");
+        Assert.That(Directory.EnumerateFileSystemEntries(data).Select(Path.GetFileName), Is.EquivalentTo(new[] { "victim.txt" }),
+            "nothing written next to the target, no temp folder left");
+    }
+
+    [Test]
+    public void Links_are_judged_where_they_finally_live()
+    {
+        // Inside the archive's top folder the link reaches a sibling of that folder: inside the archive, but the top
+        // folder is what becomes data/imagenette2-160, so the link would point into data/.
+        byte[] tgz = TestData.Tgz(t =>
+        {
+            TestData.AddFile(t, "imagenette2-160/train/n01440764/a.JPEG", TestData.Jpeg(64, 48, 1));
+            TestData.AddFile(t, "other/secret.txt", [1, 2, 3]);
+            Link(t, "imagenette2-160/train/n01440764/b.JPEG", "../../../other/secret.txt");
+        });
+        string archive = Path.Combine(dir, "imagenette2-160.tgz");
+        File.WriteAllBytes(archive, tgz);
+        Assert.That(() => SafeTar.ExtractTgz(archive, Path.Combine(dir, "out"), only: "imagenette2-160"),
+            Throws.InstanceOf<UserError>().With.Message.Contains("points outside"));
+        Assert.That(Directory.Exists(Path.Combine(dir, "out")), Is.False);
+        // Through the download command's own path: the archive placed by hand, extracted, and refused the same way.
+        Assert.That(async () => await Imagenette.EnsureAsync(Spec(tgz), dir, "http://127.0.0.1:9/", new HttpClient()),
+            Throws.InstanceOf<UserError>().With.Message.Contains("points outside"));
+        Assert.That(Directory.EnumerateFileSystemEntries(dir).Select(Path.GetFileName), Is.EquivalentTo(new[] { "imagenette2-160.tgz" }));
+    }
+
+    [Test, Platform("Linux,MacOsX")]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public void File_modes_are_normalised_like_the_data_filter()
+    {
+        string archive = Path.Combine(dir, "modes.tgz");
+        File.WriteAllBytes(archive, TestData.Tgz(t =>
+        {
+            foreach (var (name, mode) in new[] { ("world", 0b111_111_111), ("setuid", 0b100_111_101_101 | 0b111), ("private", 0) })
+                t.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, name) { Mode = (UnixFileMode)mode, DataStream = new MemoryStream([1]) });
+        }));
+        SafeTar.ExtractTgz(archive, Path.Combine(dir, "out"));
+        UnixFileMode Mode(string n) => File.GetUnixFileMode(Path.Combine(dir, "out", n));
+        Assert.That(Mode("world"), Is.EqualTo((UnixFileMode)0b111_101_101), "group and other lose write");
+        Assert.That(Mode("setuid"), Is.EqualTo((UnixFileMode)0b111_101_101), "no setuid/setgid/sticky");
+        Assert.That(Mode("private"), Is.EqualTo(UnixFileMode.UserRead | UnixFileMode.UserWrite), "the owner can read and write");
+    }
+
     [Test]
     public void Inside_symlink_is_kept()
     {

@@ -152,17 +152,16 @@ public static class Imagenette
         log?.Invoke($"extracting {file} -> {folder}");
         string staging = folder + ".staging";
         if (Directory.Exists(staging)) Directory.Delete(staging, true);
-        SafeTar.ExtractTgz(file, staging);
-        // The archive holds imagenette2[-size]/...; lift that folder into place.
-        string inner = Path.Combine(staging, archive.Folder);
-        if (!Directory.Exists(inner))
+        // The archive holds imagenette2[-size]/...: only that folder is extracted, and becomes the data folder, so
+        // its links are judged where they will live.
+        SafeTar.ExtractTgz(file, staging, only: archive.Folder);
+        if (!Directory.EnumerateFileSystemEntries(staging).Any())
         {
             Directory.Delete(staging, true);
             throw new UserError($"{file} does not contain a {archive.Folder}/ folder");
         }
         if (Directory.Exists(folder)) Directory.Delete(folder, true);
-        Directory.Move(inner, folder);
-        Directory.Delete(staging, true);
+        Directory.Move(staging, folder);
         return folder;
     }
 }
