@@ -15,7 +15,7 @@ public static class DownloadCommand
         cmd.SetAction(p => App.Guard(p, () =>
         {
             var archive = Imagenette.Archive(p.GetValue(size)!);
-            using var http = new HttpClient { Timeout = TimeSpan.FromHours(2) };
+            using var http = Download.NewClient();
             string folder = "";
             if (Console.IsOutputRedirected)
                 folder = Imagenette.EnsureAsync(archive, p.GetValue(data)!, p.GetValue(baseUrl), http, null, Console.WriteLine).GetAwaiter().GetResult();

@@ -65,13 +65,37 @@ public class DownloadTests
     }
 
     [Test]
+    public async Task A_hand_placed_archive_with_a_wrong_checksum_is_renamed_aside_not_deleted()
+    {
+        byte[] tgz = TestData.ImagenetteTgz("imagenette2-160", Wnids, 1);
+        string placed = Path.Combine(dir, "imagenette2-160.tgz");
+        byte[] wrong = tgz[..^10];
+        File.WriteAllBytes(placed, wrong);
+        using var http = new HttpClient();
+        for (int i = 1; i <= 2; i++) // twice: the second does not overwrite the first
+        {
+            Assert.That(async () => await Imagenette.EnsureAsync(Spec(tgz), dir, "http://127.0.0.1:9/", http),
+                Throws.InstanceOf<UserError>().With.Message.Contains("checksum mismatch for " + placed)
+                    .And.Message.Contains("renamed to " + placed + ".checksum-mismatch").And.Message.Contains("not deleted"));
+            Assert.That(File.Exists(placed), Is.False);
+            if (i == 1) File.WriteAllBytes(placed, wrong);
+        }
+        Assert.That(File.ReadAllBytes(placed + ".checksum-mismatch"), Is.EqualTo(wrong));
+        Assert.That(File.ReadAllBytes(placed + ".checksum-mismatch-2"), Is.EqualTo(wrong));
+        // With the right archive in place it is used as it is, with no request.
+        File.WriteAllBytes(placed, tgz);
+        string folder = await Imagenette.EnsureAsync(Spec(tgz), dir, "http://127.0.0.1:9/", http);
+        Assert.That(ImageFolder.Scan(folder, "train").Samples, Has.Count.EqualTo(3));
+    }
+
+    [Test]
     public async Task Cut_download_resumes_with_a_range_request()
     {
         byte[] tgz = TestData.ImagenetteTgz("imagenette2-160", Wnids, 3);
         using var server = new LoopbackServer { CutFirstResponseAfter = 10_000 };
         server.Add("imagenette2-160.tgz", tgz);
         using var http = new HttpClient();
-        Assert.That(async () => await Imagenette.EnsureAsync(Spec(tgz), dir, server.BaseUrl, http),
+        Assert.That(async () => await Imagenette.EnsureAsync(Spec(tgz), dir, server.BaseUrl, http, policy: NoRetry),
             Throws.InstanceOf<UserError>().With.Message.Contains("run again to resume"));
         long partial = new FileInfo(Path.Combine(dir, "imagenette2-160.tgz.part")).Length;
         Assert.That(partial, Is.GreaterThan(0).And.LessThan(tgz.Length));
@@ -79,6 +103,43 @@ public class DownloadTests
         Assert.That(server.RangeHeaders.Last(), Is.EqualTo($"bytes={partial}-"));
         Assert.That(File.ReadAllBytes(Path.Combine(dir, "imagenette2-160.tgz")), Is.EqualTo(tgz));
         Assert.That(ImageFolder.Scan(folder, "train").Samples, Has.Count.EqualTo(9));
+    }
+
+    static readonly DownloadPolicy NoRetry = DownloadPolicy.Default with { Retries = 0 };
+    static readonly DownloadPolicy Quick = new(TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(400), 3, TimeSpan.FromMilliseconds(10));
+
+    [Test]
+    public async Task A_stalled_or_cut_or_failing_mirror_is_retried_resuming_with_range()
+    {
+        byte[] tgz = TestData.ImagenetteTgz("imagenette2-160", Wnids, 3);
+        using var server = new LoopbackServer { StallResponses = 1, StallAfter = 5_000, FailFirstWith5xx = 0 };
+        server.Add("imagenette2-160.tgz", tgz);
+        using var http = Download.NewClient();
+        var said = new List<string>();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        string folder = await Imagenette.EnsureAsync(Spec(tgz), dir, server.BaseUrl, http, log: said.Add, policy: Quick);
+        Assert.That(clock.Elapsed.TotalSeconds, Is.LessThan(4), "the stall is noticed after the read timeout, not hours");
+        Assert.That(server.RangeHeaders, Is.EqualTo(new[] { null, "bytes=5000-" }));
+        Assert.That(said, Has.Some.Contains("stalled: no data for 0.4 s after 5,000 bytes").And.Contains("retry 1 of 3"));
+        Assert.That(File.ReadAllBytes(Path.Combine(dir, "imagenette2-160.tgz")), Is.EqualTo(tgz));
+        Assert.That(ImageFolder.Scan(folder, "train").Samples, Has.Count.EqualTo(9));
+    }
+
+    [Test]
+    public void A_mirror_that_keeps_stalling_gives_up_after_the_retries_and_keeps_the_part()
+    {
+        byte[] tgz = TestData.ImagenetteTgz("imagenette2-160", Wnids, 3);
+        using var server = new LoopbackServer { FailFirstWith5xx = 1, StallResponses = 99, StallAfter = 1_000 };
+        server.Add("imagenette2-160.tgz", tgz);
+        using var http = Download.NewClient();
+        var said = new List<string>();
+        Assert.That(async () => await Imagenette.EnsureAsync(Spec(tgz), dir, server.BaseUrl, http, log: said.Add, policy: Quick),
+            Throws.InstanceOf<UserError>().With.Message.Contains("stalled").And.Message.Contains("(4 tries)").And.Message.Contains("run again to resume"));
+        var retries = said.Where(m => m.Contains("retry")).ToList();
+        Assert.That(retries, Has.Count.EqualTo(3));
+        Assert.That(retries[0], Does.Contain("HTTP 503"));
+        Assert.That(server.RangeHeaders, Is.EqualTo(new[] { null, null, "bytes=1000-", "bytes=2000-" }), "each retry resumes");
+        Assert.That(new FileInfo(Path.Combine(dir, "imagenette2-160.tgz.part")).Length, Is.EqualTo(3_000));
     }
 
     [Test]

@@ -74,6 +74,12 @@ sealed class LoopbackServer : IDisposable
     public int Requests;
     public readonly List<string?> RangeHeaders = [];
     public long? CutFirstResponseAfter { get; set; }
+    /// <summary>The first <see cref="StallResponses"/> responses send <see cref="StallAfter"/> bytes, then nothing until disposed.</summary>
+    public int StallResponses { get; set; }
+    public long StallAfter { get; set; }
+    /// <summary>The first this-many requests are answered 503.</summary>
+    public int FailFirstWith5xx { get; set; }
+    readonly CancellationTokenSource closing = new();
     public string BaseUrl { get; }
 
     public LoopbackServer()
@@ -97,38 +103,49 @@ sealed class LoopbackServer : IDisposable
             HttpListenerContext ctx;
             try { ctx = await listener.GetContextAsync(); } catch { return; }
             int n = Interlocked.Increment(ref Requests);
-            string? range = ctx.Request.Headers["Range"];
-            lock (RangeHeaders) RangeHeaders.Add(range);
-            byte[]? data;
-            lock (files) files.TryGetValue(ctx.Request.Url!.AbsolutePath.TrimStart('/'), out data);
-            if (data is null) { ctx.Response.StatusCode = 404; ctx.Response.Close(); continue; }
-            long start = 0;
-            if (range is not null && range.StartsWith("bytes=")) start = long.Parse(range[6..].TrimEnd('-').Split('-')[0]);
-            if (start > 0)
-            {
-                ctx.Response.StatusCode = 206;
-                ctx.Response.Headers["Content-Range"] = $"bytes {start}-{data.Length - 1}/{data.Length}";
-            }
-            ctx.Response.ContentLength64 = data.Length - start;
-            try
-            {
-                if (n == 1 && CutFirstResponseAfter is long cut)
-                {
-                    await ctx.Response.OutputStream.WriteAsync(data.AsMemory((int)start, (int)cut));
-                    await ctx.Response.OutputStream.FlushAsync();
-                    ctx.Response.Abort();
-                    continue;
-                }
-                await ctx.Response.OutputStream.WriteAsync(data.AsMemory((int)start));
-                ctx.Response.Close();
-            }
-            catch (HttpListenerException) { }
-            catch (IOException) { }
+            _ = Task.Run(() => Respond(ctx, n)); // a stalled response must not hold up the next request
         }
+    }
+
+    async Task Respond(HttpListenerContext ctx, int n)
+    {
+        string? range = ctx.Request.Headers["Range"];
+        lock (RangeHeaders) RangeHeaders.Add(range);
+        if (n <= FailFirstWith5xx) { ctx.Response.StatusCode = 503; ctx.Response.Close(); return; }
+        byte[]? data;
+        lock (files) files.TryGetValue(ctx.Request.Url!.AbsolutePath.TrimStart('/'), out data);
+        if (data is null) { ctx.Response.StatusCode = 404; ctx.Response.Close(); return; }
+        long start = 0;
+        if (range is not null && range.StartsWith("bytes=")) start = long.Parse(range[6..].TrimEnd('-').Split('-')[0]);
+        if (start > 0)
+        {
+            ctx.Response.StatusCode = 206;
+            ctx.Response.Headers["Content-Range"] = $"bytes {start}-{data.Length - 1}/{data.Length}";
+        }
+        ctx.Response.ContentLength64 = data.Length - start;
+        try
+        {
+            long? stallAfter = n <= StallResponses ? StallAfter : null;
+            if ((n == 1 && CutFirstResponseAfter is long) || stallAfter is long)
+            {
+                long upTo = (n == 1 ? CutFirstResponseAfter : null) ?? stallAfter!.Value;
+                await ctx.Response.OutputStream.WriteAsync(data.AsMemory((int)start, (int)Math.Min(upTo, data.Length - start)));
+                await ctx.Response.OutputStream.FlushAsync();
+                if (stallAfter is not null) await Task.Delay(Timeout.Infinite, closing.Token).ContinueWith(_ => { });
+                ctx.Response.Abort();
+                return;
+            }
+            await ctx.Response.OutputStream.WriteAsync(data.AsMemory((int)start));
+            ctx.Response.Close();
+        }
+        catch (HttpListenerException) { }
+        catch (IOException) { }
+        catch (ObjectDisposedException) { }
     }
 
     public void Dispose()
     {
+        closing.Cancel();
         listener.Stop();
         listener.Close();
         try { loop.Wait(2000); } catch (AggregateException) { }

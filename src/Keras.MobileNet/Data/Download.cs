@@ -7,78 +7,149 @@ namespace Keras.MobileNet.Data;
 
 public readonly record struct DownloadProgress(long Bytes, long? Total, double BytesPerSecond);
 
-/// <summary>Streams a URL to a file with resume (HTTP Range) and checksum verification.</summary>
+/// <summary>
+/// How long a download may wait: for the response headers (connect included), and between two reads of the body; and
+/// how often a failed or stalled attempt is retried (each retry resumes with a Range request), with the first wait.
+/// </summary>
+public sealed record DownloadPolicy(TimeSpan HeadersTimeout, TimeSpan ReadTimeout, int Retries, TimeSpan RetryDelay)
+{
+    public static readonly DownloadPolicy Default = new(TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(60), 3, TimeSpan.FromSeconds(2));
+}
+
+/// <summary>Streams a URL to a file with resume (HTTP Range), stall timeouts, retries and checksum verification.</summary>
 public static class Download
 {
+    /// <summary>An HTTP client for archives: no overall time limit (a 1.5 GB archive may take hours); stalls are timed per read.</summary>
+    public static HttpClient NewClient() => new(new SocketsHttpHandler { ConnectTimeout = DownloadPolicy.Default.HeadersTimeout })
+    {
+        Timeout = Timeout.InfiniteTimeSpan,
+    };
+
     /// <summary>
     /// Downloads <paramref name="url"/> to <paramref name="destination"/>. Bytes go to destination + ".part"; an
-    /// existing .part is resumed with a Range request. The file gets its final name only after the checksums match;
-    /// a mismatch deletes the partial file.
+    /// existing .part is resumed with a Range request. A connection that fails, answers 5xx, or sends nothing for
+    /// the policy's read timeout is retried a few times (said through <paramref name="log"/>), each time resuming. The
+    /// file gets its final name only after the checksums match; a mismatch deletes the partial file.
     /// </summary>
     public static async Task FetchAsync(HttpClient http, Uri url, string destination, string md5, string? sha256,
-        IProgress<DownloadProgress>? progress = null, CancellationToken ct = default)
+        IProgress<DownloadProgress>? progress = null, CancellationToken ct = default, DownloadPolicy? policy = null, Action<string>? log = null)
     {
+        policy ??= DownloadPolicy.Default;
         string part = destination + ".part";
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(destination))!);
-        long have = File.Exists(part) ? new FileInfo(part).Length : 0;
-        using var request = new HttpRequestMessage(HttpMethod.Get, url);
-        if (have > 0) request.Headers.Range = new RangeHeaderValue(have, null);
-        HttpResponseMessage response;
-        try
+        bool answered = false; // a server never reached (offline, wrong host) is said at once, not retried
+        for (int attempt = 0; ; attempt++)
         {
-            response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
-        }
-        catch (HttpRequestException e)
-        {
-            throw new UserError($"download of {url} failed ({e.Message}); place the archive by hand at {destination} and run again");
-        }
-        using (response)
-        {
-            if (response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable && have > 0)
-                have = new FileInfo(part).Length; // already complete: fall through to verification
-            else
+            try
             {
-                if (!response.IsSuccessStatusCode)
-                    throw new UserError($"download of {url} failed: HTTP {(int)response.StatusCode}; place the archive by hand at {destination} and run again");
-                bool resumed = response.StatusCode == HttpStatusCode.PartialContent;
-                if (!resumed) have = 0;
-                long? total = response.Content.Headers.ContentLength is long len ? len + have : null;
-                await using var body = await response.Content.ReadAsStreamAsync(ct);
-                await using var file = new FileStream(part, resumed ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16);
-                var buffer = new byte[1 << 16];
-                var clock = System.Diagnostics.Stopwatch.StartNew();
-                long got = 0;
-                try
-                {
-                    int n;
-                    while ((n = await body.ReadAsync(buffer, ct)) > 0)
-                    {
-                        await file.WriteAsync(buffer.AsMemory(0, n), ct);
-                        got += n;
-                        progress?.Report(new DownloadProgress(have + got, total, got / Math.Max(1e-3, clock.Elapsed.TotalSeconds)));
-                    }
-                }
-                catch (Exception e) when (e is IOException or HttpRequestException)
-                {
-                    throw new UserError($"download of {url} was cut after {have + got:N0} bytes ({e.Message}); run again to resume");
-                }
-                if (total is long t && have + got != t)
-                    throw new UserError($"download of {url} ended at {have + got:N0} of {t:N0} bytes; run again to resume");
+                await Attempt(http, url, part, policy, progress, () => answered = true, ct);
+                break;
+            }
+            catch (TransientDownloadError e) when (attempt < policy.Retries && answered)
+            {
+                var wait = policy.RetryDelay * Math.Pow(2, attempt);
+                log?.Invoke($"download of {url} {e.Message}; retry {attempt + 1} of {policy.Retries} in {wait.TotalSeconds:0.#} s, resuming from byte {PartLength(part):N0}");
+                await Task.Delay(wait, ct);
+            }
+            catch (TransientDownloadError e)
+            {
+                string tries = attempt > 0 ? $" ({attempt + 1} tries)" : "";
+                throw new UserError(PartLength(part) > 0
+                    ? $"download of {url} {e.Message}{tries}; run again to resume, or place the archive by hand at {destination}"
+                    : $"download of {url} {e.Message}{tries}; place the archive by hand at {destination} and run again");
             }
         }
         Verify(part, md5, sha256, url.ToString());
         File.Move(part, destination, overwrite: true);
     }
 
-    public static void Verify(string path, string md5, string? sha256, string what)
+    sealed class TransientDownloadError(string message) : Exception(message);
+
+    static long PartLength(string part) => File.Exists(part) ? new FileInfo(part).Length : 0;
+
+    static async Task Attempt(HttpClient http, Uri url, string part, DownloadPolicy policy, IProgress<DownloadProgress>? progress,
+        Action answered, CancellationToken ct)
+    {
+        long have = PartLength(part);
+        using var request = new HttpRequestMessage(HttpMethod.Get, url);
+        if (have > 0) request.Headers.Range = new RangeHeaderValue(have, null);
+        using var stall = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        stall.CancelAfter(policy.HeadersTimeout);
+        HttpResponseMessage response;
+        try
+        {
+            response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, stall.Token);
+        }
+        catch (HttpRequestException e) { throw new TransientDownloadError($"failed ({e.Message})"); }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new TransientDownloadError($"got no response in {policy.HeadersTimeout.TotalSeconds:0.#} s");
+        }
+        answered();
+        using (response)
+        {
+            if (response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable && have > 0) return; // complete: verify
+            if ((int)response.StatusCode >= 500) throw new TransientDownloadError($"failed: HTTP {(int)response.StatusCode}");
+            if (!response.IsSuccessStatusCode)
+                throw new UserError($"download of {url} failed: HTTP {(int)response.StatusCode}; place the archive by hand at {Path.ChangeExtension(part, null)} and run again");
+            bool resumed = response.StatusCode == HttpStatusCode.PartialContent;
+            if (!resumed) have = 0;
+            long? total = response.Content.Headers.ContentLength is long len ? len + have : null;
+            await using var body = await response.Content.ReadAsStreamAsync(ct);
+            await using var file = new FileStream(part, resumed ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16);
+            var buffer = new byte[1 << 16];
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            long got = 0;
+            try
+            {
+                while (true)
+                {
+                    stall.CancelAfter(policy.ReadTimeout); // restarted before every read: a stall, not a slow link
+                    int n = await body.ReadAsync(buffer, stall.Token);
+                    if (n == 0) break;
+                    await file.WriteAsync(buffer.AsMemory(0, n), ct);
+                    got += n;
+                    progress?.Report(new DownloadProgress(have + got, total, got / Math.Max(1e-3, clock.Elapsed.TotalSeconds)));
+                }
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                throw new TransientDownloadError($"stalled: no data for {policy.ReadTimeout.TotalSeconds:0.#} s after {have + got:N0} bytes");
+            }
+            catch (Exception e) when (e is IOException or HttpRequestException)
+            {
+                throw new TransientDownloadError($"was cut after {have + got:N0} bytes ({e.Message})");
+            }
+            if (total is long t && have + got != t)
+                throw new TransientDownloadError($"ended at {have + got:N0} of {t:N0} bytes");
+        }
+    }
+
+    /// <summary>
+    /// Checks a file's MD5 (and SHA-256). On a mismatch a partial download of ours is deleted; a file the user placed
+    /// (<paramref name="placedByUser"/>) is never deleted: it is renamed aside to NAME.checksum-mismatch and the
+    /// message says where.
+    /// </summary>
+    public static void Verify(string path, string md5, string? sha256, string what, bool placedByUser = false)
     {
         var (gotMd5, gotSha) = Hashes(path, sha256 is not null);
-        if (!gotMd5.Equals(md5, StringComparison.OrdinalIgnoreCase) || (sha256 is not null && !gotSha!.Equals(sha256, StringComparison.OrdinalIgnoreCase)))
+        if (gotMd5.Equals(md5, StringComparison.OrdinalIgnoreCase) && (sha256 is null || gotSha!.Equals(sha256, StringComparison.OrdinalIgnoreCase)))
+            return;
+        string sha = sha256 is null ? "" : $", SHA-256 {gotSha}, expected {sha256}";
+        string fate;
+        if (placedByUser)
+        {
+            string aside = path + ".checksum-mismatch";
+            for (int i = 2; File.Exists(aside); i++) aside = $"{path}.checksum-mismatch-{i}";
+            File.Move(path, aside);
+            fate = $"it was renamed to {aside} (not deleted); put the right archive at {path}, or remove it to download";
+        }
+        else
         {
             File.Delete(path);
-            string sha = sha256 is null ? "" : $", SHA-256 {gotSha}, expected {sha256}";
-            throw new UserError($"checksum mismatch for {what}: MD5 {gotMd5}, expected {md5}{sha}; the file was deleted");
+            fate = "the partial download was deleted; run again to download it afresh";
         }
+        throw new UserError($"checksum mismatch for {what}: MD5 {gotMd5}, expected {md5}{sha}; {fate}");
     }
 
     /// <summary>MD5 and, when asked, SHA-256 of a file in one read (the archives are up to 1.5 GB).</summary>
@@ -136,18 +207,19 @@ public static class Imagenette
     /// archive already in DATA is extracted; otherwise the archive is downloaded (resuming a .part) first.
     /// </summary>
     public static async Task<string> EnsureAsync(ImagenetteArchive archive, string dataDir, string? baseUrl, HttpClient http,
-        IProgress<DownloadProgress>? progress = null, Action<string>? log = null, CancellationToken ct = default)
+        IProgress<DownloadProgress>? progress = null, Action<string>? log = null, CancellationToken ct = default,
+        DownloadPolicy? policy = null)
     {
         string folder = Path.Combine(dataDir, archive.Folder);
         if (Directory.Exists(Path.Combine(folder, "train")) && Directory.Exists(Path.Combine(folder, "val"))) return folder;
         string file = Path.Combine(dataDir, archive.FileName);
-        if (File.Exists(file)) Download.Verify(file, archive.Md5, archive.Sha256, file);
+        if (File.Exists(file)) Download.Verify(file, archive.Md5, archive.Sha256, file, placedByUser: true);
         else
         {
             string root = baseUrl ?? Environment.GetEnvironmentVariable(BaseUrlVariable) ?? DefaultBaseUrl;
             var url = new Uri(new Uri(root.EndsWith('/') ? root : root + "/"), archive.FileName);
             log?.Invoke($"downloading {url} -> {file}");
-            await Download.FetchAsync(http, url, file, archive.Md5, archive.Sha256, progress, ct);
+            await Download.FetchAsync(http, url, file, archive.Md5, archive.Sha256, progress, ct, policy, log);
         }
         log?.Invoke($"extracting {file} -> {folder}");
         string staging = folder + ".staging";

@@ -151,7 +151,7 @@ public static class Runner
         bool imagenette = o.Dataset == "imagenette";
         if (imagenette)
         {
-            using var http = new HttpClient { Timeout = TimeSpan.FromHours(2) };
+            using var http = Download.NewClient();
             root = Imagenette.EnsureAsync(Imagenette.Archive(o.Size), o.Data, o.BaseUrl, http, null, log).GetAwaiter().GetResult();
         }
         else if (!Directory.Exists(root)) throw new UserError($"data folder {root} does not exist");
