@@ -2,8 +2,8 @@
 # The kill test: a small 3-epoch training is SIGKILLed at each rename and delete of its run folder in turn
 # (KM_FAULT_KILL_AT=N, see Backend/FaultPoints.cs), then started again (--resume where it had committed an epoch,
 # else afresh, as a user would), and each result must equal the uninterrupted run's: history.csv (every column but
-# the wall-clock seconds), summary.json (best and final val accuracy, best epoch, epochs) and best.safetensors, byte
-# for byte. Needs the Release build (dotnet build -c Release). Run by CI.
+# the wall-clock seconds), summary.json (best and final val accuracy, best epoch, epochs), best.safetensors, byte
+# for byte, and the TensorBoard event files (one per epoch). Needs the Release build (dotnet build -c Release). Run by CI.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 T=(dotnet "$root/src/Train/bin/Release/net10.0/Train.dll")
@@ -18,6 +18,7 @@ fingerprint() {  # what must not depend on where the run was killed
   cut -d, -f1-7 "$d/history.csv"
   python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["best_val_accuracy"], s["best_epoch"], s["final_val_accuracy"], s["epochs"], s["stop_reason"])' "$d/summary.json"
   sha256sum < "$d/best.safetensors"
+  ls -A "$d/tensorboard"  # one event file per committed epoch, nothing else (their values: EndToEndTests)
 }
 fingerprint "$work/ref" > "$work/ref.txt"
 failed=0

@@ -135,6 +135,13 @@ public class EndToEndTests
         // Every column but wall-clock seconds, to the last printed digit.
         static string[] WithoutSeconds(string path) => File.ReadAllLines(path).Select(l => l[..l.LastIndexOf(',')]).ToArray();
         Assert.That(WithoutSeconds(Path.Combine(killed, "history.csv")), Is.EqualTo(WithoutSeconds(Path.Combine(straight, "history.csv"))));
+        // TensorBoard: each epoch in one whole file, once, with the uninterrupted run's values.
+        static List<string> Events(string run) => Directory.GetFiles(Path.Combine(run, "tensorboard")).Order(StringComparer.Ordinal)
+            .SelectMany(f => EventFile.Read(f).Where(e => e.Tag != "train/seconds").Select(e => $"{Path.GetFileName(f)} {e.Step} {e.Tag} {e.Value:R}"))
+            .ToList();
+        Assert.That(Directory.GetFiles(Path.Combine(killed, "tensorboard")).Select(Path.GetFileName).Order(StringComparer.Ordinal),
+            Is.EqualTo(Enumerable.Range(1, 4).Select(EventFile.Name)));
+        Assert.That(Events(killed), Is.EqualTo(Events(straight)).And.Count.EqualTo(4 * 6));
     }
 
     [Test]

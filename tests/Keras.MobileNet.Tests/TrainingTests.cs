@@ -167,12 +167,12 @@ public class FitTests
 public class RunFolderTests
 {
     /// <summary>A small seeded network, its run folder and commit callback, and four images of two classes.</summary>
-    static (KerasModel Model, RunFolder Run, EpochCommit Commit, TensorData Data) Tiny(string dir)
+    static (KerasModel Model, RunFolder Run, EpochCommit Commit, TensorData Data) Tiny(string dir, bool tensorBoard = false)
     {
         manual_seed(0);
         var model = new KerasModel(Factories.MobileNetV2(MobileNetV2Spec.Build(Preset.Paper, 0.25, 2)), CPU, 2);
         model.Compile(new CompileOptions(Optimizers.AdamW(1e-3, 0), Losses.CrossEntropy()));
-        var run = RunFolder.Open(dir);
+        var run = RunFolder.Open(dir, tensorBoard);
         return (model, run, new EpochCommit(run, TrainerState.Empty, [], 4), new TensorData(randn(4, 3, 32, 32), tensor(new long[] { 0, 1, 0, 1 }), 4));
     }
 
@@ -200,6 +200,58 @@ public class RunFolderTests
             Assert.That(after, Is.EqualTo(files.Keys.ToList()));
             foreach (var f in after) Assert.That(File.ReadAllBytes(f), Is.EqualTo(files[f]), f);
             Assert.That(commit.State.CompletedEpochs, Is.EqualTo(1));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Test]
+    public void TensorBoard_events_are_one_whole_file_per_committed_epoch_and_nothing_else()
+    {
+        string dir = Directory.CreateTempSubdirectory("km-events").FullName;
+        try
+        {
+            var (model, run, commit, data) = Tiny(dir, tensorBoard: true);
+            using (model)
+            using (run) model.Fit(data, 2, data, [commit]);
+            string tb = Path.Combine(dir, "tensorboard");
+            var rows = commit.State.History!; // unrounded (history.csv rounds the seconds)
+            Assert.That(rows, Has.Count.EqualTo(2));
+            foreach (var r in rows)
+            {
+                var events = EventFile.Read(Path.Combine(tb, EventFile.Name(r.Epoch)));
+                Assert.That(events.Select(e => (e.Step, e.Tag, e.Value)),
+                    Is.EqualTo(EventFile.Scalars(r).Select(x => ((long)r.Epoch, x.Tag, (float)x.Value))), $"epoch {r.Epoch}");
+            }
+            // What a kill can leave: an event file of an epoch that was never committed, and a temp file. The next
+            // start removes both; the committed epochs' files are untouched.
+            EventFile.Write(tb, 3, [("train/loss", 9.0)]);
+            File.WriteAllText(Path.Combine(tb, ".events-0003.99.tmp"), "half");
+            var kept = Directory.GetFiles(tb).Where(f => !f.Contains("0003")).ToDictionary(f => f, File.ReadAllBytes);
+            using (var again = RunFolder.Open(dir, tensorBoard: true)) again.Publish(again.ReadState()!);
+            Assert.That(Directory.GetFiles(tb).Select(Path.GetFileName).Order(StringComparer.Ordinal), Is.EqualTo(new[] { EventFile.Name(1), EventFile.Name(2) }));
+            foreach (var (f, bytes) in kept) Assert.That(File.ReadAllBytes(f), Is.EqualTo(bytes));
+            // A missing one (killed between the commit and the events) is written by the next start.
+            File.Delete(Path.Combine(tb, EventFile.Name(2)));
+            using (var again = RunFolder.Open(dir, tensorBoard: true)) again.Publish(again.ReadState()!);
+            Assert.That(EventFile.Read(Path.Combine(tb, EventFile.Name(2))), Has.Count.EqualTo(EventFile.Scalars(rows[1]).Count()));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Test]
+    public void Event_records_carry_the_crc32c_tensorflow_uses()
+    {
+        Assert.That(EventFile.Crc32C("123456789"u8), Is.EqualTo(0xE3069283u), "the CRC-32C check value");
+        string dir = Directory.CreateTempSubdirectory("km-crc").FullName;
+        try
+        {
+            EventFile.Write(dir, 7, [("train/loss", 0.5)]);
+            string f = Path.Combine(dir, EventFile.Name(7));
+            Assert.That(EventFile.Read(f), Is.EqualTo(new[] { (7L, "train/loss", 0.5f) }));
+            var bytes = File.ReadAllBytes(f);
+            bytes[^6] ^= 1; // one bit of the last record's data
+            File.WriteAllBytes(f, bytes);
+            Assert.That(() => EventFile.Read(f), Throws.InstanceOf<InvalidDataException>().With.Message.Contains("checksum"));
         }
         finally { Directory.Delete(dir, true); }
     }

@@ -123,19 +123,13 @@ public sealed class EarlyStopping(string monitor = "val_loss", int patience = 10
 }
 
 /// <summary>
-/// Writes TensorBoard event files: every numeric epoch log as a scalar (TorchSharp's SummaryWriter, which writes each
-/// event as it is added; a resumed run adds a new event file beside the old one, which TensorBoard merges).
+/// Writes TensorBoard event files: every numeric epoch log as a scalar, one whole file per epoch (<see cref="EventFile"/>),
+/// so an epoch trained again replaces its file instead of appearing twice.
 /// </summary>
 public sealed class TensorBoard(string logDir) : Callback
 {
-    TorchSharp.Modules.SummaryWriter? writer;
-    public override void OnTrainBegin(Logs logs) => writer = torch.utils.tensorboard.SummaryWriter(logDir, createRunName: false);
-
-    public override void OnEpochEnd(int epoch, Logs logs)
-    {
-        foreach (var (k, v) in logs.Values)
-            if (double.IsFinite(v) && k != "first_nonfinite_batch") writer!.add_scalar(k.StartsWith("val_") ? $"val/{k[4..]}" : $"train/{k}", (float)v, epoch + 1);
-    }
+    public override void OnEpochEnd(int epoch, Logs logs) => EventFile.Write(logDir, epoch + 1,
+        logs.Values.Where(kv => kv.Key != "first_nonfinite_batch").Select(kv => (EventFile.Tag(kv.Key), kv.Value)));
 }
 
 /// <summary>The epoch table written as history.csv (and .json) after every epoch; rows of earlier runs are kept on resume.</summary>

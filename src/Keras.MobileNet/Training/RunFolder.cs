@@ -20,28 +20,35 @@ public sealed record TrainerState(int CompletedEpochs, double BestValAccuracy, i
 /// A run folder, held by one process at a time (an OS lock on .lock, released when the process dies), and its
 /// commit protocol. An epoch writes checkpoints/epoch-NNNN.{safetensors,optimizer.bin}, then renames the new
 /// trainer_state.json into place (the commit), then republishes the derived files (last.safetensors,
-/// best.safetensors, history.csv, history.json) and deletes what no state names. A kill at any instant leaves
+/// best.safetensors, history.csv, history.json, and with TensorBoard one event file per committed epoch) and deletes
+/// what no state names. A kill at any instant leaves
 /// either the old state or the new one; opening the folder again republishes and sweeps, so a resumed run continues
 /// from exactly the last committed epoch.
 /// </summary>
 public sealed class RunFolder : IDisposable
 {
     readonly FileStream lockFile;
+    readonly bool tensorBoard;
     public string Path { get; }
     string P(string name) => System.IO.Path.Combine(Path, name);
     public string StatePath => P("trainer_state.json");
 
-    RunFolder(string path, FileStream lockFile) => (Path, this.lockFile) = (path, lockFile);
+    RunFolder(string path, FileStream lockFile, bool tensorBoard) => (Path, this.lockFile, this.tensorBoard) = (path, lockFile, tensorBoard);
 
-    /// <summary>Creates the folder if needed and takes its lock; another live process holding it is a clear error.</summary>
-    public static RunFolder Open(string path)
+    public string TensorBoardDir => P("tensorboard");
+
+    /// <summary>
+    /// Creates the folder if needed and takes its lock; another live process holding it is a clear error. With
+    /// <paramref name="tensorBoard"/>, each committed epoch also gets its TensorBoard event file.
+    /// </summary>
+    public static RunFolder Open(string path, bool tensorBoard = false)
     {
         Directory.CreateDirectory(path);
         try
         {
             // FileShare.None is an exclusive flock on Unix: held until this process closes the file or dies.
             var f = new FileStream(System.IO.Path.Combine(path, ".lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-            return new RunFolder(path, f);
+            return new RunFolder(path, f, tensorBoard);
         }
         catch (IOException)
         {
@@ -87,18 +94,29 @@ public sealed class RunFolder : IDisposable
         {
             Files.WriteAtomic(P("history.csv"), HistoryRow.ToCsv(rows));
             Files.WriteJson(P("history.json"), rows);
+            // Events only for committed epochs, each written once: an epoch trained again after a kill never shows twice.
+            if (tensorBoard)
+                foreach (var r in rows.Where(r => !File.Exists(System.IO.Path.Combine(TensorBoardDir, EventFile.Name(r.Epoch)))))
+                    EventFile.Write(TensorBoardDir, r.Epoch, EventFile.Scalars(r));
         }
         Sweep(state);
     }
 
-    /// <summary>Deletes checkpoint files no state names and temp files a killed process left.</summary>
+    /// <summary>Deletes checkpoint and event files no state names, and temp files a killed process left.</summary>
     public void Sweep(TrainerState? state)
     {
+        int committed = state?.CompletedEpochs ?? 0;
         var keep = new HashSet<string?> { state?.Weights, state?.Optimizer, state?.BestWeights }
             .Where(k => k is not null).Select(k => System.IO.Path.GetFullPath(P(k!))).ToHashSet();
         var doomed = Directory.Exists(P("checkpoints"))
             ? Directory.GetFiles(P("checkpoints")).Where(f => !keep.Contains(System.IO.Path.GetFullPath(f))).ToList() : [];
         doomed.AddRange(Directory.GetFiles(Path, "*.tmp"));
+        if (Directory.Exists(TensorBoardDir))
+        {
+            var events = Enumerable.Range(1, committed).Select(e => EventFile.Name(e)).ToHashSet();
+            doomed.AddRange(Directory.GetFiles(TensorBoardDir, "*.tmp"));
+            doomed.AddRange(Directory.GetFiles(TensorBoardDir, "events.out.tfevents.*").Where(f => !events.Contains(System.IO.Path.GetFileName(f))));
+        }
         foreach (var f in doomed.Order(StringComparer.Ordinal))
         {
             FaultPoints.Hit();

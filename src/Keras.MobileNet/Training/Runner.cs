@@ -192,7 +192,7 @@ public static class Runner
     public static RunResult TrainOne(TrainOptions o, double width, string folder, Device device, LoadedData data, ProgressOutput output,
         Action<string> log, double? estimateSeconds = null)
     {
-        using var run = RunFolder.Open(folder); // one run per folder, for the whole run
+        using var run = RunFolder.Open(folder, o.TensorBoard); // one run per folder, for the whole run
         var stored = run.ReadState();
         TrainerState state = TrainerState.Empty;
         if (o.Resume)
@@ -237,7 +237,6 @@ public static class Runner
         var commit = new EpochCommit(run, state, rows, data.Train.Dataset.Count);
         var progress = new ProgressPrinter(output, o.Epochs, steps);
         var callbacks = new List<Callback> { schedule, new TerminateOnNaN(), commit, progress };
-        if (o.TensorBoard) callbacks.Add(new TensorBoard(Path.Combine(folder, "tensorboard")));
         if (o.EarlyStoppingPatience > 0) callbacks.Add(new EarlyStopping("val_accuracy", o.EarlyStoppingPatience));
         if (o.ThrottleMs > 0) callbacks.Add(new Throttle(o.ThrottleMs));
 
