@@ -259,6 +259,24 @@ public class EndToEndTests
         yield return new TestCaseData(new[] { "--device", "gpu" }, 2, "cuda:N").SetName("Unknown_device_is_usage_error");
         yield return new TestCaseData(new[] { "--batch-size", "1", "--image-size", "32", "--dataset", "folder", "--data", "/nonexistent/x" }, 2, "--batch-size 1")
             .SetName("Batch_of_one_at_32_px_is_refused");
+        yield return new TestCaseData(new[] { "synth", "--out", "x", "--classes", "9" }, 2, "--classes must be 2 to").SetName("Synth_unknown_class_count");
+        yield return new TestCaseData(new[] { "synth", "--out", "x", "--size", "4" }, 2, "--size").SetName("Synth_too_small");
+    }
+
+    [Test]
+    public void Synth_never_overwrites_a_dataset()
+    {
+        var before = Directory.GetFiles(Data, "*", SearchOption.AllDirectories).Order().ToDictionary(f => f, f => File.GetLastWriteTimeUtc(f));
+        var r = Cli.Run(work, "synth", "--out", Data, "--classes", "2", "--train", "1", "--val", "1");
+        Assert.That((r.ExitCode, r.Err.Trim()), Is.EqualTo((1, $"error: {Data} already exists and is not empty; synth does not overwrite a dataset (remove it or choose another --out)")));
+        Assert.That(Directory.GetFiles(Data, "*", SearchOption.AllDirectories).Order().ToDictionary(f => f, f => File.GetLastWriteTimeUtc(f)), Is.EqualTo(before));
+        Assert.That(Directory.GetFileSystemEntries(work).Where(e => e.EndsWith(".tmp")), Is.Empty);
+        // An empty folder is fine (a user's mkdir first).
+        string empty = Path.Combine(work, "empty-synth");
+        Directory.CreateDirectory(empty);
+        var ok = Cli.Run(work, "synth", "--out", empty, "--classes", "2", "--train", "1", "--val", "1", "--size", "16");
+        Assert.That(ok.ExitCode, Is.Zero, ok.Err);
+        Assert.That(Directory.GetFiles(empty, "*.png", SearchOption.AllDirectories), Has.Length.EqualTo(4));
     }
 
     [TestCaseSource(nameof(BadInput))]

@@ -1,3 +1,4 @@
+using Keras.MobileNet.Backend;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats.Jpeg;
 using SixLabors.ImageSharp.PixelFormats;
@@ -45,22 +46,41 @@ public static class Synthetic
         return img;
     }
 
-    /// <summary>ROOT/{train,val}/&lt;shape&gt;/*.png: a small dataset a network can learn in a minute on a CPU.</summary>
+    /// <summary>
+    /// ROOT/{train,val}/&lt;shape&gt;/*.png: a small dataset a network can learn in a minute on a CPU. ROOT must not
+    /// exist or be empty (a dataset is never overwritten); it is written under a temporary name and renamed into place.
+    /// </summary>
     public static string ShapesFolder(string root, int classes, int trainPerClass, int valPerClass, int size = 48, int seed = 0)
     {
-        if (classes < 2 || classes > Kinds.Length) throw new ArgumentException($"classes must be 2..{Kinds.Length}");
+        if (classes < 2 || classes > Kinds.Length) throw new UserError($"--classes must be 2 to {Kinds.Length}, not {classes}", 2);
+        if (trainPerClass < 1 || valPerClass < 1) throw new UserError("--train and --val must be at least 1 image per class", 2);
+        if (size < 16) throw new UserError($"--size must be at least 16 pixels, not {size}", 2);
+        string full = Path.GetFullPath(root);
+        if (File.Exists(full) || (Directory.Exists(full) && Directory.EnumerateFileSystemEntries(full).Any()))
+            throw new UserError($"{root} already exists and is not empty; synth does not overwrite a dataset (remove it or choose another --out)");
+        string temp = $"{full.TrimEnd(Path.DirectorySeparatorChar)}.{Environment.ProcessId}.tmp";
         var rng = new Random(seed);
-        foreach (var (split, n) in new[] { ("train", trainPerClass), ("val", valPerClass) })
-            for (int k = 0; k < classes; k++)
-            {
-                string dir = Path.Combine(root, split, Kinds[k].Name);
-                Directory.CreateDirectory(dir);
-                for (int i = 0; i < n; i++)
+        try
+        {
+            foreach (var (split, n) in new[] { ("train", trainPerClass), ("val", valPerClass) })
+                for (int k = 0; k < classes; k++)
                 {
-                    using var img = Shape(k, size, rng);
-                    img.SaveAsPng(Path.Combine(dir, $"{i:D4}.png"));
+                    string dir = Path.Combine(temp, split, Kinds[k].Name);
+                    Directory.CreateDirectory(dir);
+                    for (int i = 0; i < n; i++)
+                    {
+                        using var img = Shape(k, size, rng);
+                        img.SaveAsPng(Path.Combine(dir, $"{i:D4}.png"));
+                    }
                 }
-            }
+            if (Directory.Exists(full)) Directory.Delete(full); // empty, checked above
+            Directory.Move(temp, full);
+        }
+        catch
+        {
+            try { if (Directory.Exists(temp)) Directory.Delete(temp, true); } catch (IOException) { }
+            throw;
+        }
         return root;
     }
 
