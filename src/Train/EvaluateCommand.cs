@@ -39,7 +39,7 @@ public static class EvaluateCommand
     {
         string dir = Directory.Exists(checkpoint) ? checkpoint : Path.GetDirectoryName(Path.GetFullPath(checkpoint))!;
         string opts = Path.Combine(dir, "options.json");
-        return File.Exists(opts) ? Files.ReadJson<TrainOptions>(opts) : null;
+        return File.Exists(opts) ? Files.ReadJson<TrainOptions>(opts, t => t.Data is null ? "data is missing" : null) : null;
     }
 
     public static Evaluation Evaluate(ModelCard card, Model.MobileNetV2 net, string root, TorchSharp.torch.Device device, int batchSize)

@@ -263,6 +263,62 @@ public class EndToEndTests
         yield return new TestCaseData(new[] { "synth", "--out", "x", "--size", "4" }, 2, "--size").SetName("Synth_too_small");
     }
 
+    /// <summary>A finished two-epoch run, trained once for the damaged-file cases, which each damage a copy.</summary>
+    string? finishedRun;
+    string FinishedRun()
+    {
+        if (finishedRun is not null) return finishedRun;
+        string run = Path.Combine(work, "finished");
+        var r = Cli.Run(work, Recipe(run, 2));
+        Assert.That(r.ExitCode, Is.Zero, r.Err);
+        return finishedRun = run;
+    }
+
+    static readonly string Card = """{"arch":"notebook","width":0.35,"classes":4,"class_folders":["circle","ring","square","triangle"],"class_names":["circle"],"image_size":48,"mean":[0.5,0.5,0.5],"std":[0.2,0.2,0.2],"dropout":0}""";
+
+    /// <summary>Damaged run files, each with the command that reads it and what its one-line error must name.</summary>
+    public static IEnumerable<TestCaseData> DamagedRunFiles()
+    {
+        TestCaseData Case(string name, string file, string? content, string command, string mention) =>
+            new TestCaseData(file, content, command, mention).SetName(name);
+        yield return Case("Model_card_without_fields", "model.json", "{}", "predict", "model.json: arch is missing");
+        yield return Case("Model_card_with_too_few_names", "model.json", Card, "predict", "model.json: class_names has 1 entries, classes says 4");
+        yield return Case("Model_card_with_a_string_width", "model.json", Card.Replace("0.35", "\"abc\""), "evaluate", "model.json is not readable at width (line 1): a value of the wrong type");
+        yield return Case("Confusion_without_counts", "confusion.json", """{"labels":1}""", "plot", "confusion.json: classes and counts are both needed");
+        yield return Case("History_with_a_word_for_a_number", "history.csv", "epoch,train_loss,train_accuracy\n1,abc,0.5\n", "plot", "history.csv line 2: train_loss is 'abc', not a number");
+        yield return Case("Trainer_state_without_fields", "trainer_state.json", "{}", "resume", "trainer_state.json: completed_epochs is 0: no epoch was committed");
+        yield return Case("Trainer_state_naming_a_file_outside", "trainer_state.json",
+            """{"completed_epochs":2,"weights":"../../../etc/passwd","optimizer":"checkpoints/epoch-0002.optimizer.bin"}""", "resume", "weights is '../../../etc/passwd', outside the run folder");
+        yield return Case("Optimizer_state_missing", "checkpoints/epoch-0002.optimizer.bin", null, "resume", "epoch-0002.optimizer.bin is missing: the run folder was changed by hand");
+        yield return Case("Optimizer_state_garbage", "checkpoints/epoch-0002.optimizer.bin", "garbage", "resume", "epoch-0002.optimizer.bin is not a readable optimizer state");
+    }
+
+    [TestCaseSource(nameof(DamagedRunFiles))]
+    public void A_damaged_run_file_is_one_line_naming_the_file_and_the_field(string file, string? content, string command, string mention)
+    {
+        string copy = Path.Combine(work, "damaged-" + TestContext.CurrentContext.Test.Name);
+        if (Directory.Exists(copy)) Directory.Delete(copy, true);
+        foreach (var f in Directory.GetFiles(FinishedRun(), "*", SearchOption.AllDirectories).Where(f => !f.EndsWith(".lock")))
+        {
+            string to = Path.Combine(copy, Path.GetRelativePath(FinishedRun(), f));
+            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+            File.Copy(f, to);
+        }
+        if (content is null) File.Delete(Path.Combine(copy, file));
+        else File.WriteAllText(Path.Combine(copy, file), content);
+        var r = command switch
+        {
+            "predict" => Cli.Run(work, "predict", "--checkpoint", copy, Path.Combine(Data, "val", "ring", "0000.png")),
+            "evaluate" => Cli.Run(work, "evaluate", "--checkpoint", copy),
+            "plot" => Cli.Run(work, "plot", copy, "--out", Path.Combine(copy, "fig")),
+            _ => Cli.Run(work, [.. Recipe(copy, 2), "--resume"]),
+        };
+        Assert.That(r.ExitCode, Is.EqualTo(1), r.Out + r.Err);
+        Assert.That(r.Err.Trim().Split('\n'), Has.Length.EqualTo(1), r.Err);
+        Assert.That(r.Err, Does.StartWith("error: ").And.Contain(mention));
+        Assert.That(r.Err, Does.Not.Contain("   at ").And.Not.Contain("Object reference").And.Not.Contain("Index was outside"));
+    }
+
     [Test]
     public void Synth_never_overwrites_a_dataset()
     {

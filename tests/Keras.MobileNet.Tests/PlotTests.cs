@@ -111,6 +111,6 @@ public class PlotTests
     {
         Assert.That(() => RunData.Load(dir), Throws.InstanceOf<UserError>().With.Message.Contains("not a run folder"));
         File.WriteAllText(Path.Combine(dir, "history.csv"), "a,b\n1,2\n");
-        Assert.That(() => RunData.Load(dir), Throws.InstanceOf<UserError>().With.Message.Contains("cannot be read"));
+        Assert.That(() => RunData.Load(dir), Throws.InstanceOf<UserError>().With.Message.Contains("history.csv is not a history.csv (no epoch/train_loss columns)"));
     }
 }

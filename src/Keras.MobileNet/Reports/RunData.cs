@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Keras.MobileNet.Backend;
 using Keras.MobileNet.Training;
 
@@ -13,6 +12,14 @@ public sealed record ConfusionData(string[] Classes, long[][] Counts)
         double s = r.Sum();
         return r.Select(c => s == 0 ? 0 : c / s).ToArray();
     }).ToArray();
+
+    /// <summary>What is wrong with confusion data read from a file, or null.</summary>
+    public string? Problem() =>
+        Classes is null || Counts is null ? "classes and counts are both needed"
+        : Counts.Length != Classes.Length || Counts.Any(r => r is null || r.Length != Classes.Length)
+            ? $"counts is not a {Classes.Length}x{Classes.Length} matrix (one row and column per class)"
+        : Counts.Any(r => r.Any(c => c < 0)) ? "counts has a negative count"
+        : null;
 }
 
 /// <summary>What the figures need from one run folder.</summary>
@@ -28,19 +35,11 @@ public sealed record RunData(string Folder, string Label, RunSummary? Summary, I
         if (!File.Exists(csv)) throw new UserError($"{folder} is not a run folder (no history.csv)");
         List<HistoryRow> rows;
         try { rows = HistoryRow.ReadCsv(csv); }
-        catch (Exception e) when (e is InvalidDataException or FormatException or IndexOutOfRangeException)
-        {
-            throw new UserError($"{csv} cannot be read: {e.Message}");
-        }
-        RunSummary? summary = null;
+        catch (InvalidDataException e) { throw new UserError(e.Message); }
         string summaryPath = Path.Combine(folder, "summary.json");
-        if (File.Exists(summaryPath))
-        {
-            try { summary = Files.ReadJson<RunSummary>(summaryPath); }
-            catch (JsonException e) { throw new UserError($"{summaryPath} cannot be read: {e.Message}"); }
-        }
+        var summary = File.Exists(summaryPath) ? Files.ReadJson<RunSummary>(summaryPath, s => s.Arch is null ? "arch is missing" : null) : null;
         string confPath = Path.Combine(folder, "confusion.json");
-        var confusion = File.Exists(confPath) ? Files.ReadJson<ConfusionData>(confPath) : null;
+        var confusion = File.Exists(confPath) ? Files.ReadJson<ConfusionData>(confPath, c => c.Problem()) : null;
         string label = summary is not null ? $"Width-{summary.Width:0.##}" : Path.GetFileName(Path.GetFullPath(folder).TrimEnd('/'));
         return new RunData(folder, label, summary, rows, confusion);
     }

@@ -168,19 +168,35 @@ public sealed record HistoryRow(int Epoch, double TrainLoss, double TrainAccurac
         return sb.ToString();
     }
 
-    /// <summary>Reads history.csv; missing val columns are allowed (empty cells or absent columns).</summary>
+    /// <summary>
+    /// Reads history.csv; missing val columns are allowed (empty cells or absent columns). A cell that is not a number
+    /// is an <see cref="InvalidDataException"/> naming the file, the line and the column.
+    /// </summary>
     public static List<HistoryRow> ReadCsv(string path)
     {
-        var lines = File.ReadAllLines(path).Where(l => l.Length > 0).ToList();
-        if (lines.Count == 0) throw new InvalidDataException($"{path} is empty");
+        var lines = File.ReadAllLines(path);
+        if (lines.All(l => l.Length == 0)) throw new InvalidDataException($"{path} is empty");
         var cols = lines[0].Split(',');
         int Col(string n) => Array.IndexOf(cols, n);
         if (Col("epoch") < 0 || Col("train_loss") < 0) throw new InvalidDataException($"{path} is not a history.csv (no epoch/train_loss columns)");
-        double? Get(string[] f, string n) => Col(n) is int i && i >= 0 && i < f.Length && f[i].Length > 0
-            ? double.Parse(f[i], CultureInfo.InvariantCulture) : null;
-        return lines.Skip(1).Select(l => l.Split(',')).Select(f => new HistoryRow(int.Parse(f[Col("epoch")], CultureInfo.InvariantCulture),
-            Get(f, "train_loss") ?? double.NaN, Get(f, "train_accuracy") ?? double.NaN, Get(f, "val_loss"), Get(f, "val_accuracy"),
-            Get(f, "val_top5"), Get(f, "lr") ?? double.NaN, Get(f, "seconds") ?? 0)).ToList();
+        var rows = new List<HistoryRow>();
+        for (int n = 1; n < lines.Length; n++)
+        {
+            if (lines[n].Length == 0) continue;
+            var f = lines[n].Split(',');
+            double? Get(string name)
+            {
+                int i = Col(name);
+                if (i < 0 || i >= f.Length || f[i].Length == 0) return null;
+                return double.TryParse(f[i], NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v
+                    : throw new InvalidDataException($"{path} line {n + 1}: {name} is '{f[i]}', not a number");
+            }
+            double epoch = Get("epoch") ?? throw new InvalidDataException($"{path} line {n + 1}: the epoch is missing");
+            if (epoch != Math.Floor(epoch) || epoch < 1) throw new InvalidDataException($"{path} line {n + 1}: epoch is {epoch}, not 1, 2, ...");
+            rows.Add(new HistoryRow((int)epoch, Get("train_loss") ?? double.NaN, Get("train_accuracy") ?? double.NaN, Get("val_loss"),
+                Get("val_accuracy"), Get("val_top5"), Get("lr") ?? double.NaN, Get("seconds") ?? 0));
+        }
+        return rows;
     }
 }
 
@@ -315,6 +331,25 @@ public static class Files
     public static void WriteAtomic(string path, string text) => Backend.AtomicFile.Write(path, tmp => File.WriteAllText(tmp, text));
 
     public static void WriteJson<T>(string path, T value) => WriteAtomic(path, JsonSerializer.Serialize(value, Json));
-    public static T ReadJson<T>(string path) => JsonSerializer.Deserialize<T>(File.ReadAllText(path), Json)
-        ?? throw new InvalidDataException($"{path} is empty");
+    /// <summary>
+    /// Reads a run file, the one rule for all of them: a missing, empty, malformed or inconsistent file is a
+    /// <see cref="Backend.UserError"/> naming the file and the field (<paramref name="problem"/> says what is wrong
+    /// with a value that parsed), never a runtime message.
+    /// </summary>
+    public static T ReadJson<T>(string path, Func<T, string?>? problem = null) where T : class
+    {
+        if (!File.Exists(path)) throw new Backend.UserError($"{path} is missing");
+        T? value;
+        try { value = JsonSerializer.Deserialize<T>(File.ReadAllText(path), Json); }
+        catch (JsonException e)
+        {
+            string why = e.Message.Split(" Path:")[0].Split(". LineNumber")[0].TrimEnd('.');
+            if (why.StartsWith("The JSON value could not be converted", StringComparison.Ordinal)) why = "a value of the wrong type";
+            string where = string.IsNullOrEmpty(e.Path) || e.Path == "$" ? "" : $" at {e.Path[2..]}";
+            throw new Backend.UserError($"{path} is not readable{where} (line {e.LineNumber + 1}): {why}");
+        }
+        if (value is null) throw new Backend.UserError($"{path} is empty");
+        if (problem?.Invoke(value) is string p) throw new Backend.UserError($"{path}: {p}");
+        return value;
+    }
 }

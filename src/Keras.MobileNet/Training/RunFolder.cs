@@ -14,6 +14,18 @@ public sealed record TrainerState(int CompletedEpochs, double BestValAccuracy, i
     string? Weights = null, string? Optimizer = null, string? BestWeights = null, IReadOnlyList<HistoryRow>? History = null)
 {
     public static readonly TrainerState Empty = new(0, double.NegativeInfinity, -1, 0, 0, false);
+
+    /// <summary>What is wrong with a state read from a file, or null. The files it names must lie inside the run folder.</summary>
+    public string? Problem()
+    {
+        if (CompletedEpochs < 1) return $"completed_epochs is {CompletedEpochs}: no epoch was committed";
+        if (History is not null && History.Count != CompletedEpochs)
+            return $"history has {History.Count} rows, completed_epochs says {CompletedEpochs}";
+        foreach (var (field, name) in new[] { ("weights", Weights), ("optimizer", Optimizer), ("best_weights", BestWeights) })
+            if (name is not null && (System.IO.Path.IsPathRooted(name) || name.Split('/', '\\').Contains("..")))
+                return $"{field} is '{name}', outside the run folder";
+        return null;
+    }
 }
 
 /// <summary>
@@ -58,13 +70,25 @@ public sealed class RunFolder : IDisposable
 
     public TrainerState? ReadState()
     {
-        if (!File.Exists(StatePath)) return null;
-        try { return Files.ReadJson<TrainerState>(StatePath); }
-        catch (JsonException e) { throw new UserError($"{StatePath} is not a readable trainer state ({e.Message.Split('\n')[0]})"); }
+        return File.Exists(StatePath) ? Files.ReadJson<TrainerState>(StatePath, s => s.Problem()) : null;
     }
 
-    /// <summary>The weights and optimizer files of the committed epoch (older runs kept them under fixed names).</summary>
-    public (string Weights, string Optimizer) Resumable(TrainerState s) => (P(s.Weights ?? "last.safetensors"), P(s.Optimizer ?? "optimizer.bin"));
+    /// <summary>
+    /// Loads the committed epoch's weights and optimizer state (older runs kept them under fixed names); a missing or
+    /// unreadable file is one line naming it.
+    /// </summary>
+    public void Restore(TrainerState s, torch.nn.Module network, torch.optim.Optimizer optimizer)
+    {
+        string weights = P(s.Weights ?? "last.safetensors"), opt = P(s.Optimizer ?? "optimizer.bin");
+        foreach (var f in new[] { weights, opt })
+            if (!File.Exists(f)) throw new UserError($"{f} is missing: the run folder was changed by hand (--resume needs epoch {s.CompletedEpochs}'s weights and optimizer state)");
+        Checkpoints.Load(network, weights);
+        try { ((TorchSharp.Modules.OptimizerHelper)optimizer).load_state_dict(opt); }
+        catch (Exception e) when (e is not (OutOfMemoryException or UserError))
+        {
+            throw new UserError($"{opt} is not a readable optimizer state ({e.Message.Split('\n')[0]})");
+        }
+    }
 
     /// <summary>
     /// Commits a finished epoch: its weights and optimizer state under names that carry the epoch, then the state that

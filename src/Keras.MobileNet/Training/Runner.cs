@@ -72,6 +72,19 @@ public sealed record ModelCard(string Arch, double Width, int Classes, string[] 
     float[] Mean, float[] Std, double Dropout, string Format = "keras-mobilenet/1")
 {
     public NetworkSpec Spec() => MobileNetV2Spec.Build(MobileNetV2Spec.ParsePreset(Arch), Width, Classes, Dropout);
+
+    /// <summary>What is wrong with a card read from a file (a field missing or out of range), or null.</summary>
+    public string? Problem() =>
+        Arch is null ? "arch is missing"
+        : Arch.ToLowerInvariant() is not ("paper" or "notebook") ? $"arch is '{Arch}', not paper or notebook"
+        : !(Width > 0 && double.IsFinite(Width)) ? $"width is {Width}, not a positive number"
+        : Classes < 2 ? $"classes is {Classes}, not 2 or more"
+        : ClassFolders?.Length != Classes ? $"class_folders has {ClassFolders?.Length ?? 0} entries, classes says {Classes}"
+        : ClassNames?.Length != Classes ? $"class_names has {ClassNames?.Length ?? 0} entries, classes says {Classes}"
+        : ImageSize < 32 ? $"image_size is {ImageSize}, not 32 or more"
+        : Mean?.Length != 3 || Std?.Length != 3 || Std.Any(v => !(v > 0)) ? "mean and std need three values each, std > 0"
+        : !(Dropout >= 0 && Dropout < 1) ? $"dropout is {Dropout}, not in [0, 1)"
+        : null;
 }
 
 /// <summary>summary.json.</summary>
@@ -222,9 +235,7 @@ public static class Runner
         model.Compile(new CompileOptions(Optimizers.AdamW(o.Lr, o.WeightDecay), Losses.CrossEntropy(o.LabelSmoothing)));
         if (state.CompletedEpochs > 0)
         {
-            var (weights, optimizerState) = run.Resumable(state);
-            Checkpoints.Load(model.Network, weights);
-            ((TorchSharp.Modules.OptimizerHelper)model.Optimizer!).load_state_dict(optimizerState);
+            run.Restore(state, model.Network, model.Optimizer!);
         }
 
         double minLr = o.MinLr ?? o.Lr / 100;
@@ -273,9 +284,7 @@ public static class Runner
     {
         string path = Path.Combine(folder, "options.json");
         if (!File.Exists(path)) throw new UserError($"--resume: {path} is missing, so the run cannot be checked");
-        TrainOptions s;
-        try { s = Files.ReadJson<TrainOptions>(path); }
-        catch (System.Text.Json.JsonException e) { throw new UserError($"--resume: {path} is not readable ({e.Message.Split('\n')[0]})"); }
+        var s = Files.ReadJson<TrainOptions>(path, t => t.Arch is null || t.Widths is null || t.Data is null ? "arch, widths and data are missing" : null);
         static string V(object? v) => v switch { null => "(default)", double d => d.ToString("R", CultureInfo.InvariantCulture), _ => v.ToString()! };
         var pairs = new (string Option, object? Stored, object? Now)[]
         {
@@ -300,9 +309,7 @@ public static class Runner
         string cardPath = Path.Combine(dir, "model.json");
         if (!File.Exists(file)) throw new UserError($"checkpoint {file} does not exist");
         if (!File.Exists(cardPath)) throw new UserError($"{cardPath} is missing: it says how to rebuild the network of {file}");
-        ModelCard card;
-        try { card = Files.ReadJson<ModelCard>(cardPath); }
-        catch (System.Text.Json.JsonException e) { throw new UserError($"{cardPath} is not valid model.json ({e.Message})"); }
+        var card = Files.ReadJson<ModelCard>(cardPath, c => c.Problem());
         TorchRuntime.Initialize();
         var net = Factories.MobileNetV2(card.Spec());
         Checkpoints.Load(net, file);
