@@ -1,0 +1,54 @@
+using System.Text.Json;
+using Keras.MobileNet.Backend;
+using Keras.MobileNet.Training;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace Keras.MobileNet.Export;
+
+/// <summary>An exported MobileNetV2 run by ONNX Runtime, with the model card its metadata carries.</summary>
+public sealed class OnnxModel : IDisposable
+{
+    readonly InferenceSession session;
+    public ModelCard Card { get; }
+
+    OnnxModel(InferenceSession session, ModelCard card) => (this.session, Card) = (session, card);
+
+    public static OnnxModel Load(string path, int threads = 0)
+    {
+        if (!File.Exists(path)) throw new UserError($"{path} does not exist");
+        InferenceSession session;
+        try
+        {
+            using var options = new SessionOptions { IntraOpNumThreads = threads, GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
+            session = new InferenceSession(path, options);
+        }
+        catch (OnnxRuntimeException e) { throw new UserError($"{path} is not a model ONNX Runtime can load ({e.Message.Split('\n')[0]})"); }
+        if (!session.ModelMetadata.CustomMetadataMap.TryGetValue("keras_mobilenet.model_card", out var json))
+        {
+            session.Dispose();
+            throw new UserError($"{path} has no keras_mobilenet.model_card in its metadata: export it with `export --onnx`");
+        }
+        try
+        {
+            var card = JsonSerializer.Deserialize<ModelCard>(json, Files.Json) ?? throw new JsonException("empty");
+            if (card.Problem() is string p) throw new JsonException(p);
+            return new OnnxModel(session, card);
+        }
+        catch (JsonException e)
+        {
+            session.Dispose();
+            throw new UserError($"{path}: the model card in its metadata is not readable ({e.Message.Split('\n')[0]})");
+        }
+    }
+
+    /// <summary>Logits [n, classes] for n preprocessed images in NCHW float32.</summary>
+    public float[] Logits(float[] images, int n, int height, int width)
+    {
+        var input = new DenseTensor<float>(images, [n, 3, height, width]);
+        using var results = session.Run([NamedOnnxValue.CreateFromTensor(OnnxExport.Input, input)]);
+        return results.First(r => r.Name == OnnxExport.Output).AsEnumerable<float>().ToArray();
+    }
+
+    public void Dispose() => session.Dispose();
+}
