@@ -15,7 +15,7 @@ public static class BenchCommand
 
     public static Command Create()
     {
-        var bench = new Command("bench", "Benchmarks: pipeline, train, epoch");
+        var bench = new Command("bench", "Benchmarks: pipeline, train, epoch, onnx");
 
         var images = new Option<int>("--images") { Description = "Generated 500x375 JPEGs", DefaultValueFactory = _ => 256 };
         var workers = new Option<string>("--workers") { Description = "Worker counts, e.g. 1,2", DefaultValueFactory = _ => $"1,{Environment.ProcessorCount}" };
@@ -80,6 +80,23 @@ public static class BenchCommand
             return 0;
         }));
         bench.Subcommands.Add(epoch);
+
+        var oWidths = new Option<string>("--width") { DefaultValueFactory = _ => "1,0.5" };
+        var oBatches = new Option<string>("--batch-size") { Description = "Batch sizes, e.g. 1,32", DefaultValueFactory = _ => "1,32" };
+        var oRounds = new Option<int>("--rounds") { Description = "Timed rounds (each runs the three ways once)", DefaultValueFactory = _ => 10 };
+        var oSize = new Option<int>("--image-size") { DefaultValueFactory = _ => 224 };
+        var onnxBench = new Command("onnx", "CPU inference images/s: TorchSharp vs ONNX Runtime on the export (BatchNorm folded, and as nodes)")
+            { oWidths, oBatches, oRounds, oSize };
+        onnxBench.SetAction(p => App.Guard(p, () =>
+        {
+            if (p.GetValue(oRounds) < 1) throw new UserError("--rounds must be at least 1", 2);
+            Data.TransformConfig.For(p.GetValue(oSize));
+            var rows = OnnxBench.Run(TrainCommand.ParseWidths(p.GetValue(oWidths)!), Ints(p.GetValue(oBatches)!), p.GetValue(oSize), p.GetValue(oRounds),
+                Console.Error.WriteLine);
+            Print(rows);
+            return 0;
+        }));
+        bench.Subcommands.Add(onnxBench);
         return bench;
     }
 }

@@ -320,6 +320,45 @@ public class EndToEndTests
     }
 
     [Test]
+    public void Exported_onnx_predicts_what_the_checkpoint_predicts()
+    {
+        string onnx = Path.Combine(work, "finished.onnx");
+        var export = Cli.Run(work, "export", "--onnx", onnx, "--checkpoint", FinishedRun());
+        Assert.That(export.ExitCode, Is.Zero, export.Err);
+        string[] images = [.. Directory.GetFiles(Path.Combine(Data, "val"), "*.png", SearchOption.AllDirectories).Order().Take(6)];
+        var torch = Cli.Run(work, ["predict", "--checkpoint", FinishedRun(), "--json", "--top", "4", .. images]);
+        var ort = Cli.Run(work, ["predict", "--onnx", onnx, "--json", "--top", "4", .. images]);
+        Assert.That((torch.ExitCode, ort.ExitCode), Is.EqualTo((0, 0)), torch.Err + ort.Err);
+        static List<(string, string, float)> Top(string json) => JsonDocument.Parse(json).RootElement.EnumerateArray()
+            .SelectMany(r => r.GetProperty("top").EnumerateArray().Select(t => (r.GetProperty("image").GetString()!, t.GetProperty("class").GetString()!,
+                t.GetProperty("probability").GetSingle()))).ToList();
+        var (a, b) = (Top(torch.Out), Top(ort.Out));
+        Assert.That(b.Select(t => (t.Item1, t.Item2)), Is.EqualTo(a.Select(t => (t.Item1, t.Item2))), "the same classes in the same order");
+        Assert.That(b.Zip(a).Max(p => Math.Abs(p.First.Item3 - p.Second.Item3)), Is.LessThan(1e-4));
+        // The README's program: nothing but ONNX Runtime and ImageSharp, reading the preprocessing from the metadata.
+        var psi = new ProcessStartInfo("dotnet", ["run", Path.Combine(Setup.RepoRoot(), "tools", "onnx-classify.cs"), "--", onnx, images[0]])
+            { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = work };
+        using (var p = Process.Start(psi)!)
+        {
+            string said = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
+            p.WaitForExit();
+            Assert.That(p.ExitCode, Is.Zero, said);
+            var lines = said.Trim().Split('\n');
+            Assert.That(lines, Has.Length.EqualTo(3), said);
+            Assert.That(lines.Select(l => l[..l.LastIndexOf(' ', l.Length - 3)]), Is.SubsetOf(new[] { "circle", "ring", "square", "triangle" }), said);
+        }
+        // Bad input: one line, exit code.
+        var old = Cli.Run(work, "export", "--onnx", Path.Combine(work, "old.onnx"), "--checkpoint", FinishedRun(), "--opset", "9");
+        Assert.That((old.ExitCode, old.Err.Trim()), Is.EqualTo((2, "error: --opset must be 11 or later (ReLU6 is exported as Clip with min/max inputs), not 9")));
+        Assert.That(File.Exists(Path.Combine(work, "old.onnx")), Is.False);
+        var notOnnx = Cli.Run(work, "predict", "--onnx", images[0], images[0]);
+        Assert.That((notOnnx.ExitCode, notOnnx.Err.Trim().Split('\n').Length), Is.EqualTo((1, 1)), notOnnx.Err);
+        Assert.That(notOnnx.Err, Does.StartWith($"error: {images[0]} is not a model ONNX Runtime can load"));
+        var both = Cli.Run(work, "predict", "--onnx", onnx, "--checkpoint", FinishedRun(), images[0]);
+        Assert.That((both.ExitCode, both.Err.Trim()), Is.EqualTo((2, "error: give one of --checkpoint RUN and --onnx FILE")));
+    }
+
+    [Test]
     public void Synth_never_overwrites_a_dataset()
     {
         var before = Directory.GetFiles(Data, "*", SearchOption.AllDirectories).Order().ToDictionary(f => f, f => File.GetLastWriteTimeUtc(f));

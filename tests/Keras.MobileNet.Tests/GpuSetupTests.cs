@@ -8,12 +8,7 @@ namespace Keras.MobileNet.Tests;
 /// <summary>A user's way to a GPU from the repository alone: the build switch, doctor, device names, no outside paths.</summary>
 public class GpuSetupTests
 {
-    static string RepoRoot()
-    {
-        var d = new DirectoryInfo(TestContext.CurrentContext.TestDirectory);
-        while (d is not null && !File.Exists(Path.Combine(d.FullName, "Keras.MobileNet.sln"))) d = d.Parent;
-        return d?.FullName ?? throw new InvalidOperationException("not inside the repository");
-    }
+    static string RepoRoot() => Setup.RepoRoot();
 
     [Test]
     public void Nothing_in_the_repository_points_outside_it()

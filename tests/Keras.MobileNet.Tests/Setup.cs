@@ -9,5 +9,13 @@ public sealed class Setup
     [OneTimeSetUp]
     public void LoadTorch() => TorchRuntime.Initialize();
 
+    /// <summary>The checkout these tests were built from (the folder holding Keras.MobileNet.sln).</summary>
+    public static string RepoRoot()
+    {
+        var d = new DirectoryInfo(TestContext.CurrentContext.TestDirectory);
+        while (d is not null && !File.Exists(Path.Combine(d.FullName, "Keras.MobileNet.sln"))) d = d.Parent;
+        return d?.FullName ?? throw new InvalidOperationException("not inside the repository");
+    }
+
     public static string Fixture(string name) => Path.Combine(TestContext.CurrentContext.TestDirectory, "fixtures", name);
 }

@@ -13,7 +13,15 @@ namespace Keras.MobileNet.Export;
 
 /// <summary>How to write the ONNX file: opset (11 or later: ReLU6 is Clip with min/max inputs), a fixed batch or a
 /// dynamic one, and BatchNorm folded into the convolutions or kept as BatchNormalization nodes.</summary>
-public sealed record OnnxOptions(int Opset = 17, int? Batch = null, bool FoldBatchNorm = true);
+public sealed record OnnxOptions(int Opset = 17, int? Batch = null, bool FoldBatchNorm = true)
+{
+    public OnnxOptions Validated()
+    {
+        if (Opset < 11) throw new UserError($"--opset must be 11 or later (ReLU6 is exported as Clip with min/max inputs), not {Opset}", 2);
+        if (Batch is < 1) throw new UserError($"--batch must be dynamic or at least 1, not {Batch}", 2);
+        return this;
+    }
+}
 
 /// <summary>
 /// Writes MobileNetV2 as an ONNX graph from its spec and its weights (the torchvision key layout), with what a
@@ -26,9 +34,7 @@ public static class OnnxExport
 
     public static void Write(string path, ModelCard card, nn.Module network, OnnxOptions options)
     {
-        if (options.Opset < 11) throw new UserError($"--opset must be 11 or later (ReLU6 is exported as Clip with min/max inputs), not {options.Opset}", 2);
-        if (options.Batch is < 1) throw new UserError($"--batch must be dynamic or at least 1, not {options.Batch}", 2);
-        var model = Build(card, network, options);
+        var model = Build(card, network, options.Validated());
         AtomicFile.Write(path, tmp => { using var f = File.Create(tmp); model.WriteTo(f); });
     }
 

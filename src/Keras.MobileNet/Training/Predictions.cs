@@ -1,0 +1,45 @@
+using Keras.MobileNet.Backend;
+using Keras.MobileNet.Data;
+
+namespace Keras.MobileNet.Training;
+
+public sealed record ClassScore(int Index, string Class, float Probability);
+
+public sealed record Prediction(string Image, IReadOnlyList<ClassScore> Top, float[] Logits);
+
+/// <summary>What predict does around the network, the same for TorchSharp and ONNX Runtime: preprocessing and the top classes.</summary>
+public static class Predictions
+{
+    /// <summary>The val transform of the model card (resize, centre crop, normalise) for each file, as one NCHW batch.</summary>
+    public static float[] Preprocess(IReadOnlyList<string> files, ModelCard card)
+    {
+        var transform = new ValTransform(TransformConfig.For(card.ImageSize, card.Mean, card.Std));
+        int per = 3 * card.ImageSize * card.ImageSize;
+        var buffer = new float[files.Count * per];
+        for (int i = 0; i < files.Count; i++)
+        {
+            if (!File.Exists(files[i])) throw new UserError($"{files[i]} does not exist");
+            RgbImage img;
+            try { img = ImageOps.DecodeFile(files[i]); }
+            catch (BadImageException e) { throw new UserError($"{e.Path} is not a readable image ({e.Why})"); }
+            transform.Finish(transform.Prepare(img), 0, 0, i, buffer.AsSpan(i * per, per));
+        }
+        return buffer;
+    }
+
+    /// <summary>Softmax of each row of logits [files, classes] and its <paramref name="k"/> most probable classes.</summary>
+    public static List<Prediction> Top(IReadOnlyList<string> files, float[] logits, ModelCard card, int k)
+    {
+        int c = card.Classes;
+        return files.Select((f, i) =>
+        {
+            var row = logits.AsSpan(i * c, c).ToArray();
+            float max = row.Max();
+            var exp = row.Select(v => Math.Exp(v - max)).ToArray();
+            double sum = exp.Sum();
+            var top = Enumerable.Range(0, c).OrderByDescending(j => exp[j]).Take(Math.Min(k, c))
+                .Select(j => new ClassScore(j, card.ClassNames[j], (float)(exp[j] / sum))).ToList();
+            return new Prediction(f, top, row);
+        }).ToList();
+    }
+}
