@@ -35,6 +35,8 @@ public sealed record TrainOptions
     public bool Resume { get; init; }
     public bool TensorBoard { get; init; } = true;
     public double? Dropout { get; init; }
+    /// <summary>Weights to start from: a .safetensors/.pth state dict, or imagenet1k-v1 / imagenet1k-v2 (torchvision's).</summary>
+    public string? Weights { get; init; }
     /// <summary>Print the time estimate (and a shorter recipe where it is long on a CPU), then stop.</summary>
     public bool EstimateOnly { get; init; }
     /// <summary>The command line as given (for the suggested shorter command).</summary>
@@ -111,7 +113,8 @@ public static class Runner
         var estimates = o.Resume ? null : PrintEstimate(o, device, log);
         if (o.EstimateOnly) return results;
         string? sweepRoot = o.Widths.Length > 1 ? (o.Out ?? Path.Combine("reports", $"{DateTime.Now:yyyyMMdd-HHmmss}-sweep")) : null;
-        var data = LoadData(o, device, log);
+        string? weights = o.Weights is null ? null : Pretrained.Resolve(o.Weights, o.Data, log: log); // on --resume too: its preprocessing
+        var data = LoadData(o, device, log, weights);
         foreach (var w in o.Widths)
         {
             string folder = sweepRoot is not null ? Path.Combine(sweepRoot, $"w{w.ToString(CultureInfo.InvariantCulture)}")
@@ -155,10 +158,11 @@ public static class Runner
         return costs.ToDictionary(c => c.Width, c => Estimate.WholeSeconds(shape, [c]));
     }
 
+    /// <summary>The data of a run, and the weights file it starts from (whose preprocessing the transforms use).</summary>
     public sealed record LoadedData(DataLoader Train, DataLoader Val, string[] ClassFolders, string[] ClassNames, TransformConfig Transform,
-        BadImageLog BadImages);
+        BadImageLog BadImages, string? WeightsFile = null);
 
-    public static LoadedData LoadData(TrainOptions o, Device device, Action<string> log)
+    public static LoadedData LoadData(TrainOptions o, Device device, Action<string> log, string? weightsFile = null)
     {
         string root = o.Data;
         bool imagenette = o.Dataset == "imagenette";
@@ -168,7 +172,8 @@ public static class Runner
             root = Imagenette.EnsureAsync(Imagenette.Archive(o.Size), o.Data, o.BaseUrl, http, null, log).GetAwaiter().GetResult();
         }
         else if (!Directory.Exists(root)) throw new UserError($"data folder {root} does not exist");
-        var cfg = TransformConfig.For(o.ImageSize);
+        var (mean, std) = weightsFile is null ? (null, null) : Pretrained.Preprocessing(o.Weights!, weightsFile, log);
+        var cfg = TransformConfig.For(o.ImageSize, mean, std);
         var train = ImageFolder.Scan(root, "train");
         var val = ImageFolder.Scan(root, "val", train.Classes);
         var names = train.Classes.Select(c => imagenette ? Imagenette.HumanName(c) : c).ToArray();
@@ -199,7 +204,7 @@ public static class Runner
         return new LoadedData(
             new DataLoader(trainDs, o.BatchSize, shuffle: true, o.Seed, o.Workers, device, dropLast: dropLast),
             new DataLoader(valDs, o.BatchSize, shuffle: false, o.Seed, o.Workers, device),
-            [.. train.Classes], names, cfg, bad);
+            [.. train.Classes], names, cfg, bad, weightsFile);
     }
 
     public static RunResult TrainOne(TrainOptions o, double width, string folder, Device device, LoadedData data, ProgressOutput output,
@@ -236,6 +241,11 @@ public static class Runner
         if (state.CompletedEpochs > 0)
         {
             run.Restore(state, model.Network, model.Optimizer!);
+        }
+        else if (data.WeightsFile is string wf)
+        {
+            string? head = Pretrained.Load(model.Network, wf);
+            log($"starting from {o.Weights}" + (wf != o.Weights ? $" ({wf})" : "") + (head is null ? "" : $"; {head}"));
         }
 
         double minLr = o.MinLr ?? o.Lr / 100;
@@ -294,7 +304,7 @@ public static class Runner
             ("--epochs", s.Epochs, o.Epochs), ("--batch-size", s.BatchSize, o.BatchSize), ("--lr", s.Lr, o.Lr), ("--min-lr", s.MinLr, o.MinLr),
             ("--weight-decay", s.WeightDecay, o.WeightDecay), ("--label-smoothing", s.LabelSmoothing, o.LabelSmoothing),
             ("--schedule", s.Schedule, o.Schedule), ("--warmup-epochs", s.WarmupEpochs, o.WarmupEpochs), ("--seed", s.Seed, o.Seed),
-            ("--dropout", s.Dropout, o.Dropout), ("--early-stopping", s.EarlyStoppingPatience, o.EarlyStoppingPatience),
+            ("--dropout", s.Dropout, o.Dropout), ("--weights", s.Weights, o.Weights), ("--early-stopping", s.EarlyStoppingPatience, o.EarlyStoppingPatience),
         };
         foreach (var (option, stored, now) in pairs)
             if (!Equals(stored, now))

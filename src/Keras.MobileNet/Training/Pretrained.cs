@@ -1,0 +1,135 @@
+using System.Collections;
+using System.Text.RegularExpressions;
+using Keras.MobileNet.Backend;
+using Keras.MobileNet.Data;
+using TorchSharp.PyBridge;
+using static TorchSharp.torch;
+
+namespace Keras.MobileNet.Training;
+
+/// <summary>torchvision's published MobileNetV2 weights: the paper network at width 1.0, 1000 ImageNet classes.</summary>
+public sealed record PublishedWeights(string Name, string FileName, string BaseUrl)
+{
+    /// <summary>The SHA-256 prefix torchvision puts in its file names (name-PREFIX.pth), checked as torchvision checks it.</summary>
+    public string HashPrefix => Regex.Match(FileName, @"-([a-f0-9]+)\.") is { Success: true } m ? m.Groups[1].Value
+        : throw new ArgumentException($"{FileName} carries no hash prefix");
+}
+
+/// <summary>
+/// Weights to start from (<c>--weights</c>): a .safetensors or PyTorch .pth/.pt state dict with torchvision's key names,
+/// or torchvision's published ImageNet weights, downloaded once into DATA/weights/.
+/// </summary>
+public static class Pretrained
+{
+    public const string BaseUrlVariable = "KERAS_MOBILENET_WEIGHTS_URL";
+    public static readonly float[] ImageNetMean = [0.485f, 0.456f, 0.406f];
+    public static readonly float[] ImageNetStd = [0.229f, 0.224f, 0.225f];
+
+    public static readonly IReadOnlyList<PublishedWeights> Published =
+    [
+        new("imagenet1k-v1", "mobilenet_v2-b0353104.pth", "https://download.pytorch.org/models/"),
+        new("imagenet1k-v2", "mobilenet_v2-7ebf99e0.pth", "https://download.pytorch.org/models/"),
+    ];
+
+    public static bool IsPublished(string weights) => Published.Any(p => p.Name == weights);
+
+    /// <summary>The local file for --weights: the file itself, or the published weights (downloaded and checked if needed).</summary>
+    public static string Resolve(string weights, string dataDir, string? baseUrl = null, HttpClient? http = null, Action<string>? log = null,
+        IReadOnlyList<PublishedWeights>? published = null)
+    {
+        var known = (published ?? Published).FirstOrDefault(p => p.Name == weights);
+        if (known is null)
+        {
+            if (File.Exists(weights)) return weights;
+            throw new UserError($"--weights: {weights} is neither a file nor one of {string.Join(", ", Published.Select(p => p.Name))}");
+        }
+        string file = Path.Combine(dataDir, "weights", known.FileName);
+        if (File.Exists(file))
+        {
+            Download.Verify(file, null, known.HashPrefix, file, placedByUser: true);
+            return file;
+        }
+        string root = baseUrl ?? Environment.GetEnvironmentVariable(BaseUrlVariable) ?? known.BaseUrl;
+        var url = new Uri(new Uri(root.EndsWith('/') ? root : root + "/"), known.FileName);
+        log?.Invoke($"downloading {url} -> {file}");
+        using var own = http is null ? Download.NewClient() : null;
+        Download.FetchAsync(http ?? own!, url, file, null, known.HashPrefix, log: log).GetAwaiter().GetResult();
+        return file;
+    }
+
+    /// <summary>
+    /// The mean and std that go with the weights: a run folder's own (its model.json beside the file), else ImageNet's,
+    /// which every torchvision weight file was trained with.
+    /// </summary>
+    public static (float[] Mean, float[] Std) Preprocessing(string weights, string file, Action<string>? log = null)
+    {
+        string card = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(file))!, "model.json");
+        if (!IsPublished(weights) && File.Exists(card))
+        {
+            var c = Files.ReadJson<ModelCard>(card, m => m.Problem());
+            log?.Invoke($"preprocessing of {weights}: mean and std from {card}");
+            return (c.Mean, c.Std);
+        }
+        log?.Invoke($"preprocessing of {weights}: ImageNet's mean and std (torchvision's weights were trained with them)");
+        return (ImageNetMean, ImageNetStd);
+    }
+
+    /// <summary>Reads a state dict: safetensors (checked first as untrusted input) or PyTorch's pickle (.pth, .pt).</summary>
+    public static Dictionary<string, Tensor> Read(string path)
+    {
+        if (!File.Exists(path)) throw new UserError($"--weights: {path} does not exist");
+        try
+        {
+            if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
+            {
+                Checkpoints.CheckSafetensors(path);
+                return Safetensors.LoadStateDict(path);
+            }
+            using var f = File.OpenRead(path);
+            var table = PyTorchUnpickler.UnpickleStateDict(f);
+            var dict = new Dictionary<string, Tensor>();
+            foreach (DictionaryEntry e in table)
+                if (e.Key is string k && e.Value is Tensor t) dict[k] = t;
+                else throw new InvalidDataException($"entry '{e.Key}' is not a tensor (a state dict is expected, as torch.save(model.state_dict()) writes)");
+            return dict;
+        }
+        catch (Exception e) when (e is not (OutOfMemoryException or UserError))
+        {
+            throw new UserError($"--weights: {path} is not a readable state dict ({e.Message.Split('\n')[0]})");
+        }
+    }
+
+    /// <summary>
+    /// Copies a state dict into <paramref name="network"/>. A classifier of another class count is left as the network
+    /// initialised it (a new head, as Keras' include_top=False), and the returned note says so; any other tensor that
+    /// is missing, extra or of another shape is named in the error.
+    /// </summary>
+    public static string? LoadInto(nn.Module network, Dictionary<string, Tensor> saved, string source)
+    {
+        string? note = null;
+        var own = network.state_dict();
+        foreach (var (k, t) in own)
+        {
+            if (!saved.TryGetValue(k, out var s)) throw new UserError($"{source}: tensor '{k}' is missing");
+            if (s.shape.SequenceEqual(t.shape)) continue;
+            bool head = k.StartsWith("classifier.1.", StringComparison.Ordinal) && s.shape.Skip(1).SequenceEqual(t.shape.Skip(1));
+            if (!head)
+                throw new UserError($"{source}: tensor '{k}' has shape [{string.Join(", ", s.shape)}], the network needs [{string.Join(", ", t.shape)}]");
+            note = $"{source} has {s.shape[0]} classes, this network {t.shape[0]}: the classifier is new (as Keras' include_top=False), the rest is loaded";
+        }
+        var extra = saved.Keys.Except(own.Keys).ToList();
+        if (extra.Count > 0) throw new UserError($"{source}: unexpected tensor '{extra[0]}' (not a MobileNetV2 state dict with torchvision's names?)");
+        using var _ = no_grad();
+        foreach (var (k, t) in own)
+            if (saved[k].shape.SequenceEqual(t.shape)) t.copy_(saved[k]);
+        return note;
+    }
+
+    /// <summary>Reads <paramref name="path"/> into <paramref name="network"/> and frees what was read; returns the head note.</summary>
+    public static string? Load(nn.Module network, string path)
+    {
+        var saved = Read(path);
+        try { return LoadInto(network, saved, path); }
+        finally { foreach (var t in saved.Values) t.Dispose(); }
+    }
+}

@@ -1,0 +1,89 @@
+using System.Security.Cryptography;
+using Keras.MobileNet.Architecture;
+using Keras.MobileNet.Backend;
+using Keras.MobileNet.Model;
+using Keras.MobileNet.Training;
+using NUnit.Framework;
+using TorchSharp.PyBridge;
+using static TorchSharp.torch;
+
+namespace Keras.MobileNet.Tests;
+
+public class PretrainedTests
+{
+    string dir = "";
+    [SetUp] public void MakeDir() => dir = Directory.CreateTempSubdirectory("km-weights").FullName;
+    [TearDown] public void RemoveDir() => Directory.Delete(dir, true);
+
+    static MobileNetV2 Net(double width, int classes) => Factories.MobileNetV2(MobileNetV2Spec.Build(Preset.Paper, width, classes));
+
+    [Test]
+    public void A_pth_made_by_PyTorch_loads_and_gives_PyTorchs_logits()
+    {
+        using var net = Net(0.25, 10);
+        Assert.That(Pretrained.Load(net, Setup.Fixture("pth/tv_mobilenet_v2_w0.25_c10.pth")), Is.Null, "same classes: no new head");
+        var expected = PyTorchUnpickler.UnpickleStateDict(Setup.Fixture("pth/tv_mobilenet_v2_w0.25_c10.expected.pt"));
+        using var x = (Tensor)expected["x"]!;
+        using var want = (Tensor)expected["logits"]!;
+        net.eval();
+        using var _ = no_grad();
+        using var got = net.forward(x);
+        Assert.That((got - want).abs().max().item<float>() / want.abs().max().item<float>(), Is.LessThan(1e-5));
+    }
+
+    [Test]
+    public void The_safetensors_fixture_loads_through_the_same_path()
+    {
+        using var net = Net(0.5, 10);
+        Assert.That(Pretrained.Load(net, Setup.Fixture("tv_mobilenet_v2_w0.5_c10_seed0.safetensors")), Is.Null);
+        var saved = TorchSharp.PyBridge.Safetensors.LoadStateDict(Setup.Fixture("tv_mobilenet_v2_w0.5_c10_seed0.safetensors"));
+        foreach (var (k, t) in net.state_dict()) Assert.That(t.equal(saved[k]).all().item<bool>(), k);
+    }
+
+    [Test]
+    public void Another_width_names_the_first_tensor_that_differs()
+    {
+        using var net = Net(0.5, 10);
+        Assert.That(() => Pretrained.Load(net, Setup.Fixture("pth/tv_mobilenet_v2_w0.25_c10.pth")),
+            Throws.InstanceOf<UserError>().With.Message.Contains("tensor 'features.0.0.weight' has shape [8, 3, 3, 3], the network needs [16, 3, 3, 3]"));
+    }
+
+    [Test]
+    public void A_thousand_class_head_is_replaced_for_ten_classes_and_the_rest_is_loaded()
+    {
+        string file = Path.Combine(dir, "imagenet-like.safetensors");
+        manual_seed(3);
+        using (var big = Net(0.25, 1000)) Checkpoints.Save(big, file);
+        manual_seed(4);
+        using var net = Net(0.25, 10);
+        var headBefore = net.state_dict()["classifier.1.weight"].clone();
+        string? note = Pretrained.Load(net, file);
+        Assert.That(note, Does.Contain("has 1000 classes, this network 10: the classifier is new"));
+        var saved = TorchSharp.PyBridge.Safetensors.LoadStateDict(file);
+        foreach (var (k, t) in net.state_dict().Where(e => !e.Key.StartsWith("classifier")))
+            Assert.That(t.equal(saved[k]).all().item<bool>(), k);
+        Assert.That(net.state_dict()["classifier.1.weight"].equal(headBefore).all().item<bool>(), "the new head keeps its initialisation");
+    }
+
+    [Test]
+    public void Published_weights_are_downloaded_once_and_checked_against_the_hash_in_their_name()
+    {
+        var payload = RandomNumberGenerator.GetBytes(4096);
+        string prefix = Convert.ToHexStringLower(SHA256.HashData(payload))[..8];
+        using var server = new LoopbackServer();
+        server.Add($"mobilenet_v2-{prefix}.pth", payload);
+        server.Add("mobilenet_v2-00000000.pth", payload);
+        var good = new PublishedWeights("test-v1", $"mobilenet_v2-{prefix}.pth", server.BaseUrl);
+        var bad = new PublishedWeights("test-bad", "mobilenet_v2-00000000.pth", server.BaseUrl);
+        string file = Pretrained.Resolve("test-v1", dir, published: [good]);
+        Assert.That(file, Is.EqualTo(Path.Combine(dir, "weights", good.FileName)));
+        Assert.That(File.ReadAllBytes(file), Is.EqualTo(payload));
+        Assert.That(Pretrained.Resolve("test-v1", dir, published: [good]), Is.EqualTo(file));
+        Assert.That(server.Requests, Is.EqualTo(1), "the second call finds the file");
+        Assert.That(() => Pretrained.Resolve("test-bad", dir, published: [bad]),
+            Throws.InstanceOf<UserError>().With.Message.Contains("checksum mismatch").And.Message.Contains("expected 00000000..."));
+        Assert.That(Directory.GetFiles(Path.Combine(dir, "weights")).Select(Path.GetFileName), Is.EqualTo(new[] { good.FileName }), "nothing half-written");
+        Assert.That(() => Pretrained.Resolve("imagenet1k-v3", dir), Throws.InstanceOf<UserError>().With.Message.Contains("imagenet1k-v1, imagenet1k-v2"));
+        Assert.That(Pretrained.Published.Select(p => p.HashPrefix), Is.EqualTo(new[] { "b0353104", "7ebf99e0" }));
+    }
+}
