@@ -37,12 +37,16 @@ public static class TrainCommand
         var resume = Opt("--resume", "Continue the run in --out from its last completed epoch", false);
         var tb = Opt("--tensorboard", "Write TensorBoard event files", d.TensorBoard);
         var dropout = Opt<double?>("--dropout", "Classifier dropout (paper: 0.2, notebook: 0)", null);
+        var unfreezeEpoch = Opt<int?>("--unfreeze-epoch", "Fine-tuning: features frozen before this epoch (only the head trains), then unfrozen", null);
+        var unfreezeFrom = Opt("--unfreeze-from", "Fine-tuning phase 2 trains features.K on (0 stem, 1-17 blocks, 18 last conv)", 0);
+        var bnMode = Opt("--bn-mode", "Fine-tuning phase 2: BatchNorm frozen (inference mode) or train", "frozen");
+        var fineTuneLr = Opt<double?>("--fine-tune-lr", "Fine-tuning phase 2's learning rate (default lr/10), own cosine", null);
         var weights = Opt<string?>("--weights", "Start from a .safetensors/.pth state dict (torchvision names) or imagenet1k-v1|imagenet1k-v2", null);
         var estimateOnly = Opt("--estimate-only", "Time a few steps of each width, print how long the run would take, and stop (no download)", false);
         var throttle = Opt("--throttle-ms", "Sleep after each batch (for interruption tests)", 0);
         throttle.Hidden = true;
         var options = new Option[] { width, arch, dataset, size, data, baseUrl, imageSize, epochs, batch, lr, minLr, wd, ls, schedule,
-            warmup, patience, seed, device, workers, inMemory, outDir, resume, tb, dropout, weights, estimateOnly, throttle };
+            warmup, patience, seed, device, workers, inMemory, outDir, resume, tb, dropout, weights, unfreezeEpoch, unfreezeFrom, bnMode, fineTuneLr, estimateOnly, throttle };
         foreach (var o in options) root.Options.Add(o);
 
         Func<ParseResult, int> action = p => App.Guard(p, () =>
@@ -55,7 +59,8 @@ public static class TrainCommand
                 LabelSmoothing = p.GetValue(ls), Schedule = p.GetValue(schedule)!, WarmupEpochs = p.GetValue(warmup),
                 EarlyStoppingPatience = p.GetValue(patience), Seed = p.GetValue(seed), Device = p.GetValue(device)!,
                 Workers = p.GetValue(workers), InMemory = p.GetValue(inMemory), Out = p.GetValue(outDir), Resume = p.GetValue(resume),
-                TensorBoard = p.GetValue(tb), Dropout = p.GetValue(dropout), Weights = p.GetValue(weights), ThrottleMs = p.GetValue(throttle),
+                TensorBoard = p.GetValue(tb), Dropout = p.GetValue(dropout), Weights = p.GetValue(weights), UnfreezeEpoch = p.GetValue(unfreezeEpoch), UnfreezeFrom = p.GetValue(unfreezeFrom),
+                BnMode = p.GetValue(bnMode)!, FineTuneLr = p.GetValue(fineTuneLr), ThrottleMs = p.GetValue(throttle),
                 EstimateOnly = p.GetValue(estimateOnly), Args = p.Tokens.Select(t => t.Value).ToArray(),
             };
             var results = Runner.TrainAll(opts, App.Console2, Console.WriteLine); // plain lines: a suggested command must copy whole

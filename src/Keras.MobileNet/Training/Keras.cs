@@ -23,6 +23,8 @@ public abstract class Callback
     public virtual void OnTrainBegin(Logs logs) { }
     public virtual void OnTrainEnd(Logs logs) { }
     public virtual void OnEpochBegin(int epoch, Logs logs) { }
+    /// <summary>After Fit puts the network in training mode for an epoch: where layers are frozen (inference mode).</summary>
+    public virtual void OnTrainingMode(int epoch) { }
     public virtual void OnEpochEnd(int epoch, Logs logs) { }
     public virtual void OnBatchBegin(int batch, Logs logs) { }
     public virtual void OnBatchEnd(int batch, Logs logs) { }
@@ -189,6 +191,7 @@ public sealed class KerasModel(nn.Module<Tensor, Tensor> network, Device device,
             using var fold = new MetricFold(Device, Classes, compiled.TopK);
             RunningState = () => { var r = fold.Read(); return (r.Loss, r.Accuracy, r.FirstBadBatch); };
             Network.train();
+            foreach (var c in all) c.OnTrainingMode(epoch);
             int batch = 0;
             foreach (var b in train.Epoch(epoch, epoch == initialEpoch ? skipBatchesInFirstEpoch : 0))
             {

@@ -37,6 +37,14 @@ public sealed record TrainOptions
     public double? Dropout { get; init; }
     /// <summary>Weights to start from: a .safetensors/.pth state dict, or imagenet1k-v1 / imagenet1k-v2 (torchvision's).</summary>
     public string? Weights { get; init; }
+    /// <summary>Fine-tuning: features frozen before this epoch (phase 1, the head trains), then phase 2 (null: no freezing).</summary>
+    public int? UnfreezeEpoch { get; init; }
+    /// <summary>Phase 2 trains the children of features from this index on (0: the stem, 1-17: the blocks, 18: the last conv).</summary>
+    public int UnfreezeFrom { get; init; }
+    /// <summary>BatchNorm of the unfrozen blocks in phase 2: frozen (inference mode, Keras' advice) or train.</summary>
+    public string BnMode { get; init; } = "frozen";
+    /// <summary>Phase 2's starting learning rate (default lr / 10), with its own cosine decay to min-lr.</summary>
+    public double? FineTuneLr { get; init; }
     /// <summary>Print the time estimate (and a shorter recipe where it is long on a CPU), then stop.</summary>
     public bool EstimateOnly { get; init; }
     /// <summary>The command line as given (for the suggested shorter command).</summary>
@@ -66,6 +74,12 @@ public sealed record TrainOptions
         if (MinLr is double m && (m < 0 || m > Lr)) throw new ArgumentException($"--min-lr must be in [0, --lr], not {m}");
         if (WarmupEpochs < 0 || WarmupEpochs >= Epochs) throw new ArgumentException($"--warmup-epochs must be >= 0 and below --epochs ({Epochs}), not {WarmupEpochs}");
         if (Resume && Out is null) throw new ArgumentException("--resume needs --out RUN_DIR (the run to continue)");
+        if (UnfreezeEpoch is int e && (e < 0 || e >= Epochs)) throw new ArgumentException($"--unfreeze-epoch must be in [0, --epochs), not {e}");
+        int children = MobileNetV2Spec.Table.Sum(r => r.N) + 2;
+        if (UnfreezeFrom < 0 || UnfreezeFrom >= children) throw new ArgumentException($"--unfreeze-from must be in [0, {children - 1}] (children of features), not {UnfreezeFrom}");
+        if (BnMode is not ("frozen" or "train")) throw new ArgumentException($"--bn-mode must be frozen or train, not '{BnMode}'");
+        if (FineTuneLr is double f && !(f > 0)) throw new ArgumentException($"--fine-tune-lr must be > 0, not {f}");
+        if (UnfreezeEpoch is not null && Schedule == "step") throw new ArgumentException("--unfreeze-epoch works with --schedule epoch (each phase has its own cosine)");
     }
 }
 
@@ -252,12 +266,20 @@ public static class Runner
         int steps = data.Train.BatchesPerEpoch;
         Callback schedule = o.Schedule == "step"
             ? new StepLearningRateScheduler(Schedules.WarmupCosine(o.Lr, minLr, (long)o.Epochs * steps, (long)(o.WarmupEpochs * steps)), steps)
-            : new LearningRateScheduler(Schedules.CosineAnnealing(o.Lr, minLr, o.Epochs));
+            : new LearningRateScheduler(o.UnfreezeEpoch is int ue
+                ? Schedules.TwoPhaseCosine(o.Lr, o.FineTuneLr ?? o.Lr / 10, minLr, ue, o.Epochs)
+                : Schedules.CosineAnnealing(o.Lr, minLr, o.Epochs));
         var rows = new List<HistoryRow>(state.History ?? (state.CompletedEpochs > 0
             ? HistoryRow.ReadCsv(Path.Combine(folder, "history.csv")).Where(r => r.Epoch <= state.CompletedEpochs) : []));
         var commit = new EpochCommit(run, state, rows, data.Train.Dataset.Count);
         var progress = new ProgressPrinter(output, o.Epochs, steps);
         var callbacks = new List<Callback> { schedule, new TerminateOnNaN(), commit, progress };
+        if (o.UnfreezeEpoch is int unfreeze)
+        {
+            callbacks.Add(new FineTuning(unfreeze, o.UnfreezeFrom, o.BnMode == "train"));
+            log($"fine-tuning: features frozen for epochs 1-{unfreeze} (BatchNorm in inference mode), then features.{o.UnfreezeFrom} on train " +
+                $"at lr {o.FineTuneLr ?? o.Lr / 10:G3} (BatchNorm {o.BnMode})");
+        }
         if (o.EarlyStoppingPatience > 0) callbacks.Add(new EarlyStopping("val_accuracy", o.EarlyStoppingPatience));
         if (o.ThrottleMs > 0) callbacks.Add(new Throttle(o.ThrottleMs));
 
@@ -304,7 +326,8 @@ public static class Runner
             ("--epochs", s.Epochs, o.Epochs), ("--batch-size", s.BatchSize, o.BatchSize), ("--lr", s.Lr, o.Lr), ("--min-lr", s.MinLr, o.MinLr),
             ("--weight-decay", s.WeightDecay, o.WeightDecay), ("--label-smoothing", s.LabelSmoothing, o.LabelSmoothing),
             ("--schedule", s.Schedule, o.Schedule), ("--warmup-epochs", s.WarmupEpochs, o.WarmupEpochs), ("--seed", s.Seed, o.Seed),
-            ("--dropout", s.Dropout, o.Dropout), ("--weights", s.Weights, o.Weights), ("--early-stopping", s.EarlyStoppingPatience, o.EarlyStoppingPatience),
+            ("--dropout", s.Dropout, o.Dropout), ("--weights", s.Weights, o.Weights), ("--unfreeze-epoch", s.UnfreezeEpoch, o.UnfreezeEpoch),
+            ("--unfreeze-from", s.UnfreezeFrom, o.UnfreezeFrom), ("--bn-mode", s.BnMode, o.BnMode), ("--fine-tune-lr", s.FineTuneLr, o.FineTuneLr), ("--early-stopping", s.EarlyStoppingPatience, o.EarlyStoppingPatience),
         };
         foreach (var (option, stored, now) in pairs)
             if (!Equals(stored, now))

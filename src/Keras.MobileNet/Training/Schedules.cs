@@ -25,5 +25,15 @@ public static class Schedules
         };
     }
 
-    public static Func<int, double> Constant(double lr) => _ => lr;
+    /// <summary>
+    /// Fine-tuning's two phases, each with its own cosine: epochs before <paramref name="unfreezeEpoch"/> from
+    /// <paramref name="headLr"/>, the rest from <paramref name="fineTuneLr"/>, both down towards <paramref name="etaMin"/>.
+    /// </summary>
+    public static Func<int, double> TwoPhaseCosine(double headLr, double fineTuneLr, double etaMin, int unfreezeEpoch, int epochs)
+    {
+        var phase2 = CosineAnnealing(fineTuneLr, etaMin, epochs - unfreezeEpoch);
+        if (unfreezeEpoch == 0) return phase2;
+        var phase1 = CosineAnnealing(headLr, etaMin, unfreezeEpoch);
+        return epoch => epoch < unfreezeEpoch ? phase1(epoch) : phase2(epoch - unfreezeEpoch);
+    }
 }

@@ -1,0 +1,66 @@
+using Keras.MobileNet.Architecture;
+using Keras.MobileNet.Data;
+using Keras.MobileNet.Model;
+using Keras.MobileNet.Training;
+using NUnit.Framework;
+using static TorchSharp.torch;
+
+namespace Keras.MobileNet.Tests;
+
+public class FineTuningTests
+{
+    sealed class Snapshots : Callback
+    {
+        public readonly List<Dictionary<string, Tensor>> After = [];
+        public override void OnEpochEnd(int epoch, Logs logs) =>
+            After.Add(Model.Network.state_dict().ToDictionary(e => e.Key, e => e.Value.detach().clone()));
+    }
+
+    static int Child(string key) => key.StartsWith("features.") ? int.Parse(key.Split('.')[1]) : -1;
+
+    static (Dictionary<string, Tensor> Start, List<Dictionary<string, Tensor>> After) Run(bool batchNormTrains)
+    {
+        manual_seed(0);
+        var model = new KerasModel(Factories.MobileNetV2(MobileNetV2Spec.Build(Preset.Paper, 0.25, 2)), CPU, 2);
+        // Weight decay on: a frozen parameter that the optimizer still touched would change.
+        model.Compile(new CompileOptions(Optimizers.AdamW(1e-2, 0.05), Losses.CrossEntropy()));
+        var start = model.Network.state_dict().ToDictionary(e => e.Key, e => e.Value.detach().clone());
+        var snaps = new Snapshots();
+        var data = new TensorData(randn(8, 3, 32, 32), tensor(new long[] { 0, 1, 0, 1, 1, 0, 1, 0 }), 4);
+        model.Fit(data, 4, null, [new FineTuning(unfreezeEpoch: 2, unfreezeFrom: 10, batchNormTrains), snaps]);
+        model.Dispose();
+        return (start, snaps.After);
+    }
+
+    static bool Same(Tensor a, Tensor b) => a.equal(b).all().item<bool>();
+
+    [TestCase(false), TestCase(true)]
+    public void Phase_one_trains_only_the_head_and_phase_two_only_the_unfrozen_blocks(bool batchNormTrains)
+    {
+        var (start, after) = Run(batchNormTrains);
+        foreach (int epoch in new[] { 0, 1 })
+        {
+            foreach (var (k, t) in after[epoch].Where(e => e.Key.StartsWith("features.")))
+                Assert.That(Same(t, start[k]), $"phase 1, epoch {epoch + 1}: {k} is bit-identical");
+            Assert.That(Same(after[epoch]["classifier.1.weight"], start["classifier.1.weight"]), Is.False, "the head trains");
+        }
+        foreach (int epoch in new[] { 2, 3 })
+            foreach (var (k, t) in after[epoch].Where(e => e.Key.StartsWith("features.")))
+            {
+                bool buffer = k.Contains("running_") || k.EndsWith("num_batches_tracked");
+                bool shouldChange = Child(k) >= 10 && (!buffer || batchNormTrains);
+                Assert.That(Same(t, start[k]), Is.EqualTo(!shouldChange), $"phase 2, epoch {epoch + 1}: {k}");
+            }
+    }
+
+    [Test]
+    public void The_phase_is_a_function_of_the_epoch_and_each_phase_has_its_own_cosine()
+    {
+        Assert.That(Enumerable.Range(0, 5).Select(e => FineTuning.FirstTrainable(e, 2, 7)), Is.EqualTo(new[] { int.MaxValue, int.MaxValue, 7, 7, 7 }));
+        var lr = Schedules.TwoPhaseCosine(1e-3, 1e-4, 0, unfreezeEpoch: 2, epochs: 6);
+        Assert.That(lr(0), Is.EqualTo(1e-3));
+        Assert.That(lr(1), Is.EqualTo(5e-4).Within(1e-12));
+        Assert.That(lr(2), Is.EqualTo(1e-4), "phase 2 starts at the fine-tuning rate");
+        Assert.That(lr(4), Is.EqualTo(5e-5).Within(1e-12));
+    }
+}
