@@ -359,6 +359,39 @@ public class EndToEndTests
     }
 
     [Test]
+    public void Fine_tuning_a_trained_run_on_other_data_replaces_the_head_and_resumes_across_the_phases()
+    {
+        string other = Path.Combine(work, "other-shapes");
+        if (!Directory.Exists(other)) Synthetic.ShapesFolder(other, classes: 3, trainPerClass: 30, valPerClass: 10, size: 48, seed: 5);
+        string[] Tune(string outDir) => ["--dataset", "folder", "--data", other, "--image-size", "48", "--epochs", "4", "--batch-size", "16",
+            "--width", "0.35", "--arch", "notebook", "--lr", "3e-3", "--workers", "2", "--out", outDir,
+            "--weights", Path.Combine(FinishedRun(), "best.safetensors"), "--unfreeze-epoch", "2", "--unfreeze-from", "12"];
+        string straight = Path.Combine(work, "tuned"), killed = Path.Combine(work, "tuned-killed");
+        var full = Cli.Run(work, Tune(straight));
+        Assert.That(full.ExitCode, Is.Zero, full.Err);
+        Assert.That(full.Out, Does.Contain("has 4 classes, this network 3: the classifier is new"));
+        Assert.That(full.Out, Does.Contain($"preprocessing of {Path.Combine(FinishedRun(), "best.safetensors")}: mean and std from"));
+        Assert.That(full.Out, Does.Contain("fine-tuning: features frozen for epochs 1-2"));
+        var lr = HistoryRow.ReadCsv(Path.Combine(straight, "history.csv")).Select(r => r.Lr).ToList();
+        Assert.That(lr[2], Is.EqualTo(3e-4).Within(1e-12), "phase 2 starts at lr / 10");
+
+        using (var p = Process.Start(Cli.Start(work, [.. Tune(killed), "--throttle-ms", "150"]))!)
+        {
+            string? line;
+            while ((line = p.StandardOutput.ReadLine()) is not null && !line.StartsWith("Epoch 4/4:")) { }
+            Assert.That(line, Is.Not.Null, "the run reached epoch 4, in phase 2");
+            Thread.Sleep(400);
+            p.Kill(entireProcessTree: true);
+            p.WaitForExit();
+        }
+        Assert.That(HistoryRow.ReadCsv(Path.Combine(killed, "history.csv")).Select(r => r.Epoch), Is.EqualTo(new[] { 1, 2, 3 }));
+        var resumed = Cli.Run(work, [.. Tune(killed), "--resume"]);
+        Assert.That(resumed.ExitCode, Is.Zero, resumed.Err);
+        static string[] WithoutSeconds(string path) => File.ReadAllLines(path).Select(l => l[..l.LastIndexOf(',')]).ToArray();
+        Assert.That(WithoutSeconds(Path.Combine(killed, "history.csv")), Is.EqualTo(WithoutSeconds(Path.Combine(straight, "history.csv"))));
+    }
+
+    [Test]
     public void Synth_never_overwrites_a_dataset()
     {
         var before = Directory.GetFiles(Data, "*", SearchOption.AllDirectories).Order().ToDictionary(f => f, f => File.GetLastWriteTimeUtc(f));

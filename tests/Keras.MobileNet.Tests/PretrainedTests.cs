@@ -66,6 +66,19 @@ public class PretrainedTests
     }
 
     [Test]
+    public void The_preprocessing_goes_with_the_weights()
+    {
+        string lone = Path.Combine(dir, "lone.pth");
+        File.WriteAllBytes(lone, [1]);
+        Assert.That(Pretrained.Preprocessing("imagenet1k-v2", lone), Is.EqualTo((Pretrained.ImageNetMean, Pretrained.ImageNetStd)));
+        Assert.That(Pretrained.Preprocessing(lone, lone), Is.EqualTo((Pretrained.ImageNetMean, Pretrained.ImageNetStd)), "torchvision's convention");
+        float[] mean = [0.1f, 0.2f, 0.3f], std = [0.4f, 0.5f, 0.6f];
+        Files.WriteJson(Path.Combine(dir, "model.json"), new ModelCard("paper", 0.25, 10, [.. Enumerable.Range(0, 10).Select(i => $"c{i}")],
+            [.. Enumerable.Range(0, 10).Select(i => $"c{i}")], 64, mean, std, 0.2));
+        Assert.That(Pretrained.Preprocessing(lone, lone), Is.EqualTo((mean, std)), "a run's weights keep the run's preprocessing");
+    }
+
+    [Test]
     public void Published_weights_are_downloaded_once_and_checked_against_the_hash_in_their_name()
     {
         var payload = RandomNumberGenerator.GetBytes(4096);
