@@ -15,12 +15,18 @@ public static class SummaryCommand
         var classes = new Option<int>("--classes") { Description = "Number of classes (>= 2)", DefaultValueFactory = _ => 1000 };
         var size = new Option<int>("--image-size") { Description = "Square input size in pixels (>= 32)", DefaultValueFactory = _ => 224 };
         var check = new Option<bool>("--check") { Description = "Also build the module and compare its parameter count" };
-        var cmd = new Command("summary", "Print a Keras-style layer table with params and MACs") { width, arch, classes, size, check };
+        var unfreeze = new Option<int?>("--unfreeze-from") { Description = "Fine-tuning: count features.0..K-1 as frozen (19: all of features, phase 1)" };
+        var cmd = new Command("summary", "Print a Keras-style layer table with params and MACs") { width, arch, classes, size, check, unfreeze };
         cmd.SetAction(p => App.Guard(p, () =>
         {
             var spec = MobileNetV2Spec.Build(MobileNetV2Spec.ParsePreset(p.GetValue(arch)!), p.GetValue(width), p.GetValue(classes));
             int s = p.GetValue(size);
             Print(spec, s);
+            if (p.GetValue(unfreeze) is int k)
+            {
+                var f = Counts.UnderFreeze(spec, k, s, s);
+                Console.WriteLine($"Under the freeze ({(k == 0 ? "nothing" : $"features.0-{k - 1}")} frozen): trainable params {N(f.Trainable)}, non-trainable params {N(f.NonTrainable)}");
+            }
             if (p.GetValue(check))
             {
                 Backend.TorchRuntime.Initialize();

@@ -53,6 +53,19 @@ public class FineTuningTests
             }
     }
 
+    [TestCase(0), TestCase(12), TestCase(19)]
+    public void The_summary_counts_under_a_freeze_equal_the_parameters_that_require_gradients(int unfreezeFrom)
+    {
+        var spec = MobileNetV2Spec.Build(Preset.Paper, 1.0, 10);
+        using var net = Factories.MobileNetV2(spec);
+        // Phase 2 from unfreezeFrom; with 19 (every child of features) it is phase 1's freeze.
+        new FineTuning(unfreezeEpoch: 0, unfreezeFrom, batchNormTrains: false).Apply(net, epoch: 0);
+        long trains = net.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
+        var counts = Counts.UnderFreeze(spec, unfreezeFrom);
+        Assert.That(counts.Trainable, Is.EqualTo(trains));
+        Assert.That(counts.Total, Is.EqualTo(Counts.Of(spec, 224, 224).Total));
+    }
+
     [Test]
     public void The_phase_is_a_function_of_the_epoch_and_each_phase_has_its_own_cosine()
     {

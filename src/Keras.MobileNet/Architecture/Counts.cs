@@ -18,6 +18,22 @@ public static class Counts
     /// <summary>Spatial size after a conv with "same"-style padding (k-1)/2: floor((n + 2p - k) / s) + 1.</summary>
     public static int ConvOut(int size, int kernel, int stride, int padding) => (size + 2 * padding - kernel) / stride + 1;
 
+    /// <summary>
+    /// Counts with the children of features before <paramref name="unfreezeFrom"/> frozen (fine-tuning: their
+    /// parameters count as non-trainable, as Keras' summary shows them); the number of children freezes all of features.
+    /// </summary>
+    public static ModelCounts UnderFreeze(NetworkSpec spec, int unfreezeFrom, int height = 224, int width = 224)
+    {
+        int children = spec.Blocks.Count + 2;
+        if (unfreezeFrom < 0 || unfreezeFrom > children)
+            throw new ArgumentException($"--unfreeze-from must be in [0, {children}] ({children}: all of features frozen), not {unfreezeFrom}");
+        static int Child(string name) => name.StartsWith("features.", StringComparison.Ordinal) ? int.Parse(name.Split('.')[1]) : int.MaxValue;
+        var layers = Layers(spec, height, width);
+        long frozen = layers.Where(l => Child(l.Name) < unfreezeFrom).Sum(l => l.Trainable);
+        var all = Of(spec, height, width);
+        return all with { Trainable = all.Trainable - frozen, NonTrainable = all.NonTrainable + frozen };
+    }
+
     /// <summary>Every leaf layer in forward order, named by its module path in the built network.</summary>
     public static IReadOnlyList<LayerInfo> Layers(NetworkSpec spec, int height = 224, int width = 224)
     {
