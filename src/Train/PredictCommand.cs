@@ -13,16 +13,18 @@ public static class PredictCommand
     {
         var checkpoint = new Option<string?>("--checkpoint") { Description = "Run folder or .safetensors (next to its model.json)" };
         var onnx = new Option<string?>("--onnx") { Description = "An exported .onnx file, run with ONNX Runtime (instead of --checkpoint)" };
+        var weights = new Option<string?>("--weights") { Description = "imagenet1k-v1 or imagenet1k-v2: torchvision's ImageNet network (instead of --checkpoint)" };
+        var data = new Option<string>("--data") { Description = "Where --weights are downloaded (DATA/weights)", DefaultValueFactory = _ => "data" };
         var images = new Argument<string[]>("images") { Description = "Image files", Arity = ArgumentArity.OneOrMore };
         var top = new Option<int>("--top") { Description = "How many classes to show", DefaultValueFactory = _ => 5 };
         var json = new Option<bool>("--json") { Description = "Print JSON (with raw logits)" };
-        var cmd = new Command("predict", "Class probabilities for images") { checkpoint, onnx, images, top, json };
+        var cmd = new Command("predict", "Class probabilities for images") { checkpoint, onnx, weights, data, images, top, json };
         cmd.SetAction(p => App.Guard(p, () =>
         {
             int k = p.GetValue(top);
             if (k < 1) throw new UserError("--top must be at least 1", 2);
-            if ((p.GetValue(checkpoint) is null) == (p.GetValue(onnx) is null))
-                throw new UserError("give one of --checkpoint RUN and --onnx FILE", 2);
+            if (new[] { p.GetValue(checkpoint), p.GetValue(onnx), p.GetValue(weights) }.Count(v => v is not null) != 1)
+                throw new UserError("give one of --checkpoint RUN, --onnx FILE and --weights imagenet1k-v1|imagenet1k-v2", 2);
             var files = p.GetValue(images)!;
             List<Prediction> results;
             if (p.GetValue(onnx) is string file)
@@ -33,7 +35,9 @@ public static class PredictCommand
             }
             else
             {
-                var (card, net) = Runner.LoadCheckpoint(p.GetValue(checkpoint)!);
+                var (card, net) = p.GetValue(weights) is string w
+                    ? Pretrained.Build(w, p.GetValue(data)!, log: Console.Error.WriteLine)
+                    : Runner.LoadCheckpoint(p.GetValue(checkpoint)!);
                 using var model = new KerasModel(net, CPU, card.Classes);
                 using var x = tensor(Predictions.Preprocess(files, card), [files.Length, 3, card.ImageSize, card.ImageSize]);
                 using var logits = model.Predict(x);

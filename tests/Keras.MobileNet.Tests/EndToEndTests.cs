@@ -355,7 +355,14 @@ public class EndToEndTests
         Assert.That((notOnnx.ExitCode, notOnnx.Err.Trim().Split('\n').Length), Is.EqualTo((1, 1)), notOnnx.Err);
         Assert.That(notOnnx.Err, Does.StartWith($"error: {images[0]} is not a model ONNX Runtime can load"));
         var both = Cli.Run(work, "predict", "--onnx", onnx, "--checkpoint", FinishedRun(), images[0]);
-        Assert.That((both.ExitCode, both.Err.Trim()), Is.EqualTo((2, "error: give one of --checkpoint RUN and --onnx FILE")));
+        Assert.That((both.ExitCode, both.Err.Trim()), Is.EqualTo((2, "error: give one of --checkpoint RUN, --onnx FILE and --weights imagenet1k-v1|imagenet1k-v2")));
+        // torchvision's published weights placed by hand, but not the right file: refused by the hash in their name, kept aside.
+        string weightsDir = Path.Combine(work, "hand-placed", "weights");
+        Directory.CreateDirectory(weightsDir);
+        File.WriteAllText(Path.Combine(weightsDir, "mobilenet_v2-b0353104.pth"), "not the weights");
+        var wrong = Cli.Run(work, "predict", "--weights", "imagenet1k-v1", "--data", Path.Combine(work, "hand-placed"), images[0]);
+        Assert.That((wrong.ExitCode, wrong.Err.Trim().Split('\n').Length), Is.EqualTo((1, 1)), wrong.Err);
+        Assert.That(wrong.Err, Does.Contain("checksum mismatch").And.Contain("expected b0353104...").And.Contain("renamed to"));
     }
 
     [Test]

@@ -66,6 +66,26 @@ public class PretrainedTests
     }
 
     [Test]
+    public void Build_gives_torchvisions_imagenet_network_with_its_class_names_and_preprocessing()
+    {
+        string made = Path.Combine(dir, "made.safetensors");
+        manual_seed(9);
+        using (var big = Net(1.0, 1000)) Checkpoints.Save(big, made);
+        var bytes = File.ReadAllBytes(made);
+        string prefix = Convert.ToHexStringLower(SHA256.HashData(bytes))[..8];
+        using var server = new LoopbackServer();
+        server.Add($"mobilenet_v2-{prefix}.safetensors", bytes);
+        var (card, net) = Pretrained.Build("test-v1", dir, published: [new PublishedWeights("test-v1", $"mobilenet_v2-{prefix}.safetensors", server.BaseUrl)]);
+        using var _ = net;
+        Assert.That(card.ClassNames, Has.Length.EqualTo(1000));
+        Assert.That((card.ClassNames[0], card.ClassNames[999]), Is.EqualTo(("tench", "toilet tissue")));
+        Assert.That((card.Mean, card.Std, card.ImageSize), Is.EqualTo((Pretrained.ImageNetMean, Pretrained.ImageNetStd, 224)));
+        var saved = TorchSharp.PyBridge.Safetensors.LoadStateDict(made);
+        Assert.That(net.state_dict()["classifier.1.weight"].equal(saved["classifier.1.weight"]).all().item<bool>());
+        Assert.That(() => Pretrained.Build(made, dir), Throws.InstanceOf<UserError>().With.Message.Contains("--checkpoint RUN"));
+    }
+
+    [Test]
     public void The_preprocessing_goes_with_the_weights()
     {
         string lone = Path.Combine(dir, "lone.pth");

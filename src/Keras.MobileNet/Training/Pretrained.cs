@@ -74,6 +74,35 @@ public static class Pretrained
         return (ImageNetMean, ImageNetStd);
     }
 
+    /// <summary>The 1000 ImageNet class names in torchvision's order (Resources/make_imagenet_classes.py).</summary>
+    public static IReadOnlyList<string> ImageNetClasses { get; } = ReadClasses();
+
+    static string[] ReadClasses()
+    {
+        using var s = typeof(Pretrained).Assembly.GetManifestResourceStream("imagenet_classes.txt")!;
+        using var r = new StreamReader(s);
+        return r.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+    }
+
+    /// <summary>
+    /// A ready network for <c>predict --weights</c> and library users: torchvision's published weights as the paper
+    /// network at width 1.0 with ImageNet's classes and preprocessing.
+    /// </summary>
+    public static (ModelCard Card, Model.MobileNetV2 Network) Build(string weights, string dataDir, string? baseUrl = null, Action<string>? log = null,
+        IReadOnlyList<PublishedWeights>? published = null)
+    {
+        if (!(published ?? Published).Any(p => p.Name == weights))
+            throw new UserError($"--weights {weights}: predict builds torchvision's published networks ({string.Join(", ", Published.Select(p => p.Name))}); " +
+                                "for a run of your own use --checkpoint RUN");
+        string file = Resolve(weights, dataDir, baseUrl, log: log, published: published);
+        var names = ImageNetClasses.ToArray();
+        var card = new ModelCard("paper", 1.0, names.Length, names, names, 224, ImageNetMean, ImageNetStd, 0.2);
+        TorchRuntime.Initialize();
+        var net = Model.Factories.MobileNetV2(card.Spec());
+        if (Load(net, file) is string note) throw new UserError($"{file}: {note}");
+        return (card, net);
+    }
+
     /// <summary>Reads a state dict: safetensors (checked first as untrusted input) or PyTorch's pickle (.pth, .pt).</summary>
     public static Dictionary<string, Tensor> Read(string path)
     {
