@@ -13,13 +13,9 @@ using static TorchSharp.torch;
 
 namespace Keras.MobileNet.Tests;
 
-public class DownloadTests
+public class DownloadTests() : WithTempDir("km-dl")
 {
-    string dir = "";
     static readonly string[] Wnids = ["n01440764", "n02102040", "n02979186"];
-
-    [SetUp] public void MakeDir() => dir = Directory.CreateTempSubdirectory("km-dl").FullName;
-    [TearDown] public void RemoveDir() => Directory.Delete(dir, true);
 
     static ImagenetteArchive Spec(byte[] tgz, string? md5 = null) =>
         new("160", "imagenette2-160.tgz", "imagenette2-160", md5 ?? Convert.ToHexStringLower(MD5.HashData(tgz)),

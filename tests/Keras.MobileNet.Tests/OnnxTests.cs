@@ -7,11 +7,8 @@ using static TorchSharp.torch;
 
 namespace Keras.MobileNet.Tests;
 
-public class OnnxTests
+public class OnnxTests() : WithTempDir("km-onnx")
 {
-    string dir = "";
-    [SetUp] public void MakeDir() => dir = Directory.CreateTempSubdirectory("km-onnx").FullName;
-    [TearDown] public void RemoveDir() => Directory.Delete(dir, true);
 
     /// <summary>
     /// A network with every BatchNorm statistic, scale and shift and every bias drawn at random, so that folding has

@@ -9,11 +9,8 @@ using static TorchSharp.torch;
 
 namespace Keras.MobileNet.Tests;
 
-public class PretrainedTests
+public class PretrainedTests() : WithTempDir("km-weights")
 {
-    string dir = "";
-    [SetUp] public void MakeDir() => dir = Directory.CreateTempSubdirectory("km-weights").FullName;
-    [TearDown] public void RemoveDir() => Directory.Delete(dir, true);
 
     static MobileNetV2 Net(double width, int classes) => Factories.MobileNetV2(MobileNetV2Spec.Build(Preset.Paper, width, classes));
 

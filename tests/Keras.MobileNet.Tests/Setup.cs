@@ -19,3 +19,11 @@ public sealed class Setup
 
     public static string Fixture(string name) => Path.Combine(TestContext.CurrentContext.TestDirectory, "fixtures", name);
 }
+
+/// <summary>A fresh temporary folder for each test, removed after it.</summary>
+public abstract class WithTempDir(string prefix)
+{
+    protected string dir = "";
+    [SetUp] public void MakeDir() => dir = Directory.CreateTempSubdirectory(prefix).FullName;
+    [TearDown] public void RemoveDir() => Directory.Delete(dir, true);
+}
