@@ -71,7 +71,20 @@ public static class App
         catch (Exception e) when (Unwrap(e) is var inner && inner is not OutOfMemoryException)
         {
             int code = inner switch { UserError u => u.ExitCode, ArgumentException => 2, _ => 1 };
-            Console.Error.WriteLine($"error: {inner.Message.Split('\n')[0].Trim()}");
+            string line = $"error: {inner.Message.Split('\n')[0].Trim()}";
+            if (inner is not (UserError or ArgumentException))
+            {
+                // Not the user's input: a bug or a native failure. The whole story goes to a file, still one line here.
+                string report = Path.Combine(Path.GetTempPath(), $"keras-mobilenet-crash-{Environment.ProcessId}.txt");
+                try
+                {
+                    File.WriteAllText(report, $"{DateTime.UtcNow:O}\nTrain {string.Join(' ', Environment.GetCommandLineArgs().Skip(1))}\n\n{inner}\n");
+                    line += $" (an internal error; details in {report})";
+                }
+                catch (IOException) { }
+                if (Environment.GetEnvironmentVariable("KM_CRASH_TO_STDERR") is not null) verbose = true;
+            }
+            Console.Error.WriteLine(line);
             if (verbose) Console.Error.WriteLine(inner);
             return code;
         }

@@ -13,6 +13,7 @@ static class Cli
     public static ProcessStartInfo Start(string workDir, params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = workDir, RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.Environment["KM_CRASH_TO_STDERR"] = "1"; // an internal error shows its stack trace in the test's message
         psi.ArgumentList.Add(TrainDll);
         foreach (var a in args) psi.ArgumentList.Add(a);
         return psi;

@@ -385,13 +385,25 @@ public class EndToEndTests
         using (var p = Process.Start(Cli.Start(work, [.. Tune(killed), "--throttle-ms", "150"]))!)
         {
             string? line;
-            while ((line = p.StandardOutput.ReadLine()) is not null && !line.StartsWith("Epoch 4/4:")) { }
-            Assert.That(line, Is.Not.Null, "the run reached epoch 4, in phase 2");
+            while ((line = p.StandardOutput.ReadLine()) is not null && !line.StartsWith("Epoch 3/4:")) { }
+            Assert.That(line, Is.Not.Null, "the run reached epoch 3, the first of phase 2");
             Thread.Sleep(400);
             p.Kill(entireProcessTree: true);
             p.WaitForExit();
         }
-        Assert.That(HistoryRow.ReadCsv(Path.Combine(killed, "history.csv")).Select(r => r.Epoch), Is.EqualTo(new[] { 1, 2, 3 }));
+        Assert.That(HistoryRow.ReadCsv(Path.Combine(killed, "history.csv")).Select(r => r.Epoch), Is.EqualTo(new[] { 1, 2 }));
+        // After phase 1 (the killed run's last commit) every features tensor is the source's, bit for bit; after
+        // phase 2 the blocks from 12 on have trained (their BatchNorm statistics frozen) and the ones before have not.
+        var source = TorchSharp.PyBridge.Safetensors.LoadStateDict(Path.Combine(FinishedRun(), "best.safetensors"));
+        var phase1 = TorchSharp.PyBridge.Safetensors.LoadStateDict(Path.Combine(killed, "last.safetensors"));
+        var phase2 = TorchSharp.PyBridge.Safetensors.LoadStateDict(Path.Combine(straight, "last.safetensors"));
+        static bool Same(TorchSharp.torch.Tensor a, TorchSharp.torch.Tensor b) => a.equal(b).all().item<bool>();
+        foreach (var k in source.Keys.Where(k => k.StartsWith("features.")))
+        {
+            Assert.That(Same(phase1[k], source[k]), $"after phase 1: {k}");
+            bool trains = int.Parse(k.Split('.')[1]) >= 12 && !k.Contains("running_") && !k.EndsWith("num_batches_tracked");
+            Assert.That(Same(phase2[k], source[k]), Is.EqualTo(!trains), $"after phase 2: {k}");
+        }
         var resumed = Cli.Run(work, [.. Tune(killed), "--resume"]);
         Assert.That(resumed.ExitCode, Is.Zero, resumed.Err);
         static string[] WithoutSeconds(string path) => File.ReadAllLines(path).Select(l => l[..l.LastIndexOf(',')]).ToArray();
