@@ -11,18 +11,33 @@ public static class EvaluateCommand
 {
     public static Command Create()
     {
-        var checkpoint = new Option<string>("--checkpoint") { Description = "Run folder or .safetensors (next to its model.json)", Required = true };
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "Run folder or .safetensors (next to its model.json)" };
+        var weights = new Option<string?>("--weights") { Description = "imagenet1k-v1 or imagenet1k-v2 instead of --checkpoint: torchvision's ImageNet network on --data, whose class folders are ImageNet classes (or Imagenette's ids)" };
         var data = new Option<string?>("--data") { Description = "Image-folder root with val/ (default: the run's data)" };
         var json = new Option<bool>("--json") { Description = "Print JSON" };
         var device = new Option<string>("--device") { DefaultValueFactory = _ => "auto" };
         var batch = new Option<int?>("--batch-size") { Description = "Default: the run's batch size" };
-        var cmd = new Command("evaluate", "Top-1, top-5, per-class accuracy, confusion matrix and loss of a checkpoint") { checkpoint, data, json, device, batch };
+        var cmd = new Command("evaluate", "Top-1, top-5, per-class accuracy, confusion matrix and loss of a checkpoint") { checkpoint, weights, data, json, device, batch };
         cmd.SetAction(p => App.Guard(p, () =>
         {
-            var (card, net) = Runner.LoadCheckpoint(p.GetValue(checkpoint)!);
-            var run = RunOptionsOf(p.GetValue(checkpoint)!);
-            string root = p.GetValue(data) ?? (run is null ? throw new UserError("no --data given and the checkpoint's folder has no options.json")
-                : run.Dataset == "imagenette" ? Path.Combine(run.Data, Imagenette.Archive(run.Size).Folder) : run.Data);
+            if ((p.GetValue(checkpoint) is null) == (p.GetValue(weights) is null))
+                throw new UserError("give one of --checkpoint RUN and --weights imagenet1k-v1|imagenet1k-v2", 2);
+            ModelCard card;
+            Model.MobileNetV2 net;
+            TrainOptions? run = null;
+            string root;
+            if (p.GetValue(weights) is string w)
+            {
+                root = p.GetValue(data) ?? throw new UserError("--weights needs --data ROOT (an image folder with val/<class>/)", 2);
+                (card, net) = Pretrained.BuildFor(w, ImageFolder.Scan(root, "val").Classes, "data", log: Console.Error.WriteLine);
+            }
+            else
+            {
+                (card, net) = Runner.LoadCheckpoint(p.GetValue(checkpoint)!);
+                run = RunOptionsOf(p.GetValue(checkpoint)!);
+                root = p.GetValue(data) ?? (run is null ? throw new UserError("no --data given and the checkpoint's folder has no options.json")
+                    : run.Dataset == "imagenette" ? Path.Combine(run.Data, Imagenette.Archive(run.Size).Folder) : run.Data);
+            }
             int batchSize = p.GetValue(batch) ?? run?.BatchSize ?? 64;
             if (batchSize < 1) throw new ArgumentException("--batch-size must be at least 1");
             var dev = TorchRuntime.ResolveDevice(p.GetValue(device)!);

@@ -83,6 +83,30 @@ public class PretrainedTests() : WithTempDir("km-weights")
     }
 
     [Test]
+    public void The_imagenet_network_is_cut_to_a_folders_classes_for_evaluate()
+    {
+        string made = Path.Combine(dir, "made.safetensors");
+        manual_seed(11);
+        using (var big = Net(1.0, 1000)) Checkpoints.Save(big, made);
+        var bytes = File.ReadAllBytes(made);
+        string prefix = Convert.ToHexStringLower(SHA256.HashData(bytes))[..8];
+        using var server = new LoopbackServer();
+        server.Add($"mobilenet_v2-{prefix}.safetensors", bytes);
+        PublishedWeights[] list = [new("test-v1", $"mobilenet_v2-{prefix}.safetensors", server.BaseUrl)];
+        // Imagenette's ids and plain ImageNet names, in the folder's order.
+        var (card, net) = Pretrained.BuildFor("test-v1", ["n03888257", "tench", "golf_ball"], dir, published: list);
+        using var _ = net;
+        Assert.That(card.ClassNames, Is.EqualTo(new[] { "parachute", "tench", "golf ball" }));
+        Assert.That(card.ClassFolders, Is.EqualTo(new[] { "n03888257", "tench", "golf_ball" }));
+        var saved = TorchSharp.PyBridge.Safetensors.LoadStateDict(made);
+        using var rows = saved["classifier.1.weight"].index_select(0, tensor(new long[] { 701, 0, 574 }));
+        Assert.That(net.state_dict()["classifier.1.weight"].equal(rows).all().item<bool>(), "rows 701, 0 and 574 of the 1000");
+        Assert.That(net.state_dict()["features.18.0.weight"].equal(saved["features.18.0.weight"]).all().item<bool>());
+        Assert.That(() => Pretrained.BuildFor("test-v1", ["tench", "unicorn"], dir, published: list),
+            Throws.InstanceOf<UserError>().With.Message.Contains("class folder 'unicorn' is not an ImageNet class"));
+    }
+
+    [Test]
     public void The_preprocessing_goes_with_the_weights()
     {
         string lone = Path.Combine(dir, "lone.pth");

@@ -103,6 +103,45 @@ public static class Pretrained
         return (card, net);
     }
 
+    /// <summary>
+    /// torchvision's ImageNet network cut to the classes of an image folder, for <c>evaluate --weights</c>: each class
+    /// folder is an ImageNet class name (or an Imagenette WordNet id, named as Imagenette names it), and the classifier
+    /// keeps just those rows of the 1000, in the folder's order.
+    /// </summary>
+    public static (ModelCard Card, Model.MobileNetV2 Network) BuildFor(string weights, IReadOnlyList<string> classFolders, string dataDir,
+        string? baseUrl = null, Action<string>? log = null, IReadOnlyList<PublishedWeights>? published = null)
+    {
+        var index = ImageNetClasses.Select((n, i) => (n, i)).GroupBy(x => x.n, StringComparer.OrdinalIgnoreCase)
+            .ToDictionary(g => g.Key, g => g.First().i, StringComparer.OrdinalIgnoreCase);
+        var rows = classFolders.Select(f =>
+        {
+            string name = Imagenette.HumanName(f).Replace('_', ' ');
+            return index.TryGetValue(name, out int i) ? i
+                : throw new UserError($"--weights {weights}: class folder '{f}' is not an ImageNet class (evaluate --weights needs folders named " +
+                                      "by ImageNet classes, such as 'tench', or by Imagenette's WordNet ids)");
+        }).ToArray();
+        var (full, big) = Build(weights, dataDir, baseUrl, log, published);
+        using (big)
+        {
+            var names = rows.Select(i => full.ClassNames[i]).ToArray();
+            var card = full with { Classes = rows.Length, ClassFolders = [.. classFolders], ClassNames = names };
+            var net = Model.Factories.MobileNetV2(card.Spec());
+            var from = big.state_dict();
+            using var keep = tensor(rows.Select(i => (long)i).ToArray());
+            using var _ = no_grad();
+            foreach (var (k, t) in net.state_dict())
+            {
+                if (!k.StartsWith("classifier.1.", StringComparison.Ordinal)) t.copy_(from[k]);
+                else
+                {
+                    using var picked = from[k].index_select(0, keep);
+                    t.copy_(picked);
+                }
+            }
+            return (card, net);
+        }
+    }
+
     /// <summary>Reads a state dict: safetensors (checked first as untrusted input) or PyTorch's pickle (.pth, .pt).</summary>
     public static Dictionary<string, Tensor> Read(string path)
     {
