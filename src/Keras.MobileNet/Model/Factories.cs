@@ -19,8 +19,9 @@ public static class Factories
     public static Conv2d Conv(ConvUnit u) =>
         nn.Conv2d(u.In, u.Out, u.Kernel, stride: u.Stride, padding: u.Padding, groups: u.Groups, bias: u.Bias);
 
-    public static BatchNorm2d Norm(int channels) =>
-        nn.BatchNorm2d(channels, eps: FrameworkConstants.BatchNormEps, momentum: FrameworkConstants.BatchNormMomentum);
+    /// <summary>BatchNorm2d with PyTorch's eps and momentum (<see cref="SafeBatchNorm2d"/>: TorchSharp's, without its Scalar race).</summary>
+    public static SafeBatchNorm2d Norm(int channels) =>
+        new(channels, FrameworkConstants.BatchNormEps, FrameworkConstants.BatchNormMomentum);
 
     /// <summary>torchvision's Conv2dNormActivation: children "0" conv, "1" norm, "2" activation.</summary>
     public static Sequential ConvNormAct(ConvUnit u) =>
@@ -115,7 +116,7 @@ public static class Initialization
                     nn.init.kaiming_normal_(conv.weight, mode: nn.init.FanInOut.FanOut, nonlinearity: nn.init.NonlinearityType.ReLU);
                     if (conv.bias is not null) nn.init.zeros_(conv.bias);
                     break;
-                case BatchNorm2d bn:
+                case BatchNorm bn:
                     nn.init.ones_(bn.weight);
                     nn.init.zeros_(bn.bias);
                     break;

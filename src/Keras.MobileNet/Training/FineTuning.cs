@@ -28,7 +28,7 @@ public sealed class FineTuning(int unfreezeEpoch, int unfreezeFrom, bool batchNo
             foreach (var p in child.parameters()) p.requires_grad = trains;
             if (!trains || !batchNormTrains)
                 foreach (var m in child.modules())
-                    if (m is BatchNorm2d bn) bn.eval();
+                    if (m is BatchNorm bn) bn.eval();
         }
     }
 }

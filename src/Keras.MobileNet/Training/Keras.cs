@@ -185,38 +185,43 @@ public sealed class KerasModel(nn.Module<Tensor, Tensor> network, Device device,
         for (int epoch = initialEpoch; epoch < epochs && !StopTraining; epoch++)
         {
             manual_seed(Seed * 100_003 + epoch);
-            foreach (var c in all) c.OnEpochBegin(epoch, Logs.Empty.With("lr", LearningRate));
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            double lr = LearningRate;
-            using var fold = new MetricFold(Device, Classes, compiled.TopK);
-            RunningState = () => { var r = fold.Read(); return (r.Loss, r.Accuracy, r.FirstBadBatch); };
-            Network.train();
-            foreach (var c in all) c.OnTrainingMode(epoch);
-            int batch = 0;
-            foreach (var b in train.Epoch(epoch, epoch == initialEpoch ? skipBatchesInFirstEpoch : 0))
+            bool quiet = Backend.QuietGc.Enter(); // no collection inside libtorch calls of this epoch (see QuietGc)
+            try
             {
-                using (b)
+                foreach (var c in all) c.OnEpochBegin(epoch, Logs.Empty.With("lr", LearningRate));
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                double lr = LearningRate;
+                using var fold = new MetricFold(Device, Classes, compiled.TopK);
+                RunningState = () => { var r = fold.Read(); return (r.Loss, r.Accuracy, r.FirstBadBatch); };
+                Network.train();
+                foreach (var c in all) c.OnTrainingMode(epoch);
+                int batch = 0;
+                foreach (var b in train.Epoch(epoch, epoch == initialEpoch ? skipBatchesInFirstEpoch : 0))
                 {
-                    var batchLogs = Logs.Empty.With("batch", batch).With("size", b.Count);
-                    foreach (var c in all) c.OnBatchBegin(batch, batchLogs);
-                    TrainStep(b, fold);
-                    foreach (var c in all) c.OnBatchEnd(batch, batchLogs);
+                    using (b)
+                    {
+                        var batchLogs = Logs.Empty.With("batch", batch).With("size", b.Count);
+                        foreach (var c in all) c.OnBatchBegin(batch, batchLogs);
+                        TrainStep(b, fold);
+                        foreach (var c in all) c.OnBatchEnd(batch, batchLogs);
+                    }
+                    batch++;
+                    if (StopTraining) break;
                 }
-                batch++;
-                if (StopTraining) break;
+                var (loss, acc, top, bad) = fold.Read();
+                RunningState = null;
+                double seconds = clock.Elapsed.TotalSeconds;
+                var logs = Logs.Empty.With("loss", loss).With("accuracy", acc).With($"top{compiled.TopK}", top)
+                    .With("lr", lr).With("seconds", seconds).With("images_per_second", fold.Samples / Math.Max(seconds, 1e-9))
+                    .With("first_nonfinite_batch", bad);
+                if (validation is not null && bad < 0)
+                {
+                    var v = Evaluate(validation);
+                    logs = logs.With("val_loss", v.Loss).With("val_accuracy", v.Accuracy).With($"val_top{compiled.TopK}", v.TopK);
+                }
+                foreach (var c in all) c.OnEpochEnd(epoch, logs);
             }
-            var (loss, acc, top, bad) = fold.Read();
-            RunningState = null;
-            double seconds = clock.Elapsed.TotalSeconds;
-            var logs = Logs.Empty.With("loss", loss).With("accuracy", acc).With($"top{compiled.TopK}", top)
-                .With("lr", lr).With("seconds", seconds).With("images_per_second", fold.Samples / Math.Max(seconds, 1e-9))
-                .With("first_nonfinite_batch", bad);
-            if (validation is not null && bad < 0)
-            {
-                var v = Evaluate(validation);
-                logs = logs.With("val_loss", v.Loss).With("val_accuracy", v.Accuracy).With($"val_top{compiled.TopK}", v.TopK);
-            }
-            foreach (var c in all) c.OnEpochEnd(epoch, logs);
+            finally { if (quiet) Backend.QuietGc.Exit(); }
             Backend.NativeMemory.Trim();
         }
         foreach (var c in all) c.OnTrainEnd(history.Epochs.Count > 0 ? history.Epochs[^1].Logs : Logs.Empty);
