@@ -14,6 +14,23 @@ public class PretrainedTests() : WithTempDir("km-weights")
 
     static MobileNetV2 Net(double width, int classes) => Factories.MobileNetV2(MobileNetV2Spec.Build(Preset.Paper, width, classes));
 
+    /// <summary>Serves <paramref name="bytes"/> on 127.0.0.1 under a torchvision-style name carrying its own SHA-256 prefix.</summary>
+    static PublishedWeights Serve(LoopbackServer server, string name, byte[] bytes, string extension)
+    {
+        string file = $"mobilenet_v2-{Convert.ToHexStringLower(SHA256.HashData(bytes))[..8]}{extension}";
+        server.Add(file, bytes);
+        return new PublishedWeights(name, file, server.BaseUrl);
+    }
+
+    /// <summary>A seeded 1000-class width-1.0 network saved here and served as published weights "test-v1".</summary>
+    (string File, PublishedWeights[] List) ServeImageNetLike(LoopbackServer server, int seed)
+    {
+        string made = Path.Combine(dir, "made.safetensors");
+        manual_seed(seed);
+        using (var big = Net(1.0, 1000)) Checkpoints.Save(big, made);
+        return (made, [Serve(server, "test-v1", File.ReadAllBytes(made), ".safetensors")]);
+    }
+
     [Test]
     public void A_pth_made_by_PyTorch_loads_and_gives_PyTorchs_logits()
     {
@@ -65,14 +82,9 @@ public class PretrainedTests() : WithTempDir("km-weights")
     [Test]
     public void Build_gives_torchvisions_imagenet_network_with_its_class_names_and_preprocessing()
     {
-        string made = Path.Combine(dir, "made.safetensors");
-        manual_seed(9);
-        using (var big = Net(1.0, 1000)) Checkpoints.Save(big, made);
-        var bytes = File.ReadAllBytes(made);
-        string prefix = Convert.ToHexStringLower(SHA256.HashData(bytes))[..8];
         using var server = new LoopbackServer();
-        server.Add($"mobilenet_v2-{prefix}.safetensors", bytes);
-        var (card, net) = Pretrained.Build("test-v1", dir, published: [new PublishedWeights("test-v1", $"mobilenet_v2-{prefix}.safetensors", server.BaseUrl)]);
+        var (made, list) = ServeImageNetLike(server, seed: 9);
+        var (card, net) = Pretrained.Build("test-v1", dir, published: list);
         using var _ = net;
         Assert.That(card.ClassNames, Has.Length.EqualTo(1000));
         Assert.That((card.ClassNames[0], card.ClassNames[999]), Is.EqualTo(("tench", "toilet tissue")));
@@ -85,14 +97,8 @@ public class PretrainedTests() : WithTempDir("km-weights")
     [Test]
     public void The_imagenet_network_is_cut_to_a_folders_classes_for_evaluate()
     {
-        string made = Path.Combine(dir, "made.safetensors");
-        manual_seed(11);
-        using (var big = Net(1.0, 1000)) Checkpoints.Save(big, made);
-        var bytes = File.ReadAllBytes(made);
-        string prefix = Convert.ToHexStringLower(SHA256.HashData(bytes))[..8];
         using var server = new LoopbackServer();
-        server.Add($"mobilenet_v2-{prefix}.safetensors", bytes);
-        PublishedWeights[] list = [new("test-v1", $"mobilenet_v2-{prefix}.safetensors", server.BaseUrl)];
+        var (made, list) = ServeImageNetLike(server, seed: 11);
         // Imagenette's ids and plain ImageNet names, in the folder's order.
         var (card, net) = Pretrained.BuildFor("test-v1", ["n03888257", "tench", "golf_ball"], dir, published: list);
         using var _ = net;
@@ -123,11 +129,9 @@ public class PretrainedTests() : WithTempDir("km-weights")
     public void Published_weights_are_downloaded_once_and_checked_against_the_hash_in_their_name()
     {
         var payload = RandomNumberGenerator.GetBytes(4096);
-        string prefix = Convert.ToHexStringLower(SHA256.HashData(payload))[..8];
         using var server = new LoopbackServer();
-        server.Add($"mobilenet_v2-{prefix}.pth", payload);
+        var good = Serve(server, "test-v1", payload, ".pth");
         server.Add("mobilenet_v2-00000000.pth", payload);
-        var good = new PublishedWeights("test-v1", $"mobilenet_v2-{prefix}.pth", server.BaseUrl);
         var bad = new PublishedWeights("test-bad", "mobilenet_v2-00000000.pth", server.BaseUrl);
         string file = Pretrained.Resolve("test-v1", dir, published: [good]);
         Assert.That(file, Is.EqualTo(Path.Combine(dir, "weights", good.FileName)));

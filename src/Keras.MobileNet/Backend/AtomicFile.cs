@@ -5,13 +5,14 @@ public static class AtomicFile
 {
     /// <summary>
     /// Calls <paramref name="write"/> with a temporary path beside <paramref name="path"/> (unique to this process,
-    /// ending in <paramref name="tempSuffix"/>), then renames it over <paramref name="path"/>. If writing fails the
-    /// temporary file is removed, so a reader never sees half a file and nothing half-written is left behind.
+    /// ending in <paramref name="tempSuffix"/>; or <paramref name="tempPath"/>, where readers of the folder must not see the
+    /// target's name in it), then renames it over <paramref name="path"/>. If writing fails the temporary file is
+    /// removed, so a reader never sees half a file and nothing half-written is left behind.
     /// </summary>
-    public static void Write(string path, Action<string> write, string tempSuffix = ".tmp")
+    public static void Write(string path, Action<string> write, string tempSuffix = ".tmp", string? tempPath = null)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        string tmp = $"{path}.{Environment.ProcessId}{tempSuffix}";
+        string tmp = tempPath ?? $"{path}.{Environment.ProcessId}{tempSuffix}";
         try
         {
             write(tmp);

@@ -26,6 +26,23 @@ public static class Download
     };
 
     /// <summary>
+    /// Makes sure <paramref name="file"/> is there and checked: a file already in place (the user's, or an earlier
+    /// download) is verified and, if wrong, renamed aside; otherwise it is downloaded from BASE/its name.
+    /// </summary>
+    public static async Task EnsureFileAsync(HttpClient http, string file, string baseUrl, string? md5, string? sha256,
+        IProgress<DownloadProgress>? progress = null, Action<string>? log = null, CancellationToken ct = default, DownloadPolicy? policy = null)
+    {
+        if (File.Exists(file))
+        {
+            Verify(file, md5, sha256, file, placedByUser: true);
+            return;
+        }
+        var url = new Uri(new Uri(baseUrl.EndsWith('/') ? baseUrl : baseUrl + "/"), Path.GetFileName(file));
+        log?.Invoke($"downloading {url} -> {file}");
+        await FetchAsync(http, url, file, md5, sha256, progress, ct, policy, log);
+    }
+
+    /// <summary>
     /// Downloads <paramref name="url"/> to <paramref name="destination"/>. Bytes go to destination + ".part"; an
     /// existing .part is resumed with a Range request. A connection that fails, answers 5xx, or sends nothing for
     /// the policy's read timeout is retried a few times (said through <paramref name="log"/>), each time resuming. The
@@ -218,14 +235,8 @@ public static class Imagenette
         string folder = Path.Combine(dataDir, archive.Folder);
         if (Directory.Exists(Path.Combine(folder, "train")) && Directory.Exists(Path.Combine(folder, "val"))) return folder;
         string file = Path.Combine(dataDir, archive.FileName);
-        if (File.Exists(file)) Download.Verify(file, archive.Md5, archive.Sha256, file, placedByUser: true);
-        else
-        {
-            string root = baseUrl ?? Environment.GetEnvironmentVariable(BaseUrlVariable) ?? DefaultBaseUrl;
-            var url = new Uri(new Uri(root.EndsWith('/') ? root : root + "/"), archive.FileName);
-            log?.Invoke($"downloading {url} -> {file}");
-            await Download.FetchAsync(http, url, file, archive.Md5, archive.Sha256, progress, ct, policy, log);
-        }
+        await Download.EnsureFileAsync(http, file, baseUrl ?? Environment.GetEnvironmentVariable(BaseUrlVariable) ?? DefaultBaseUrl,
+            archive.Md5, archive.Sha256, progress, log, ct, policy);
         log?.Invoke($"extracting {file} -> {folder}");
         string staging = folder + ".staging";
         if (Directory.Exists(staging)) Directory.Delete(staging, true);

@@ -249,21 +249,37 @@ public static partial class Checkpoints
         {
             throw new Backend.UserError($"{path} is not a readable safetensors checkpoint ({e.Message.Split('\n')[0]})");
         }
-        try
-        {
-            var own = model.state_dict();
-            foreach (var (k, t) in own)
-            {
-                if (!saved.TryGetValue(k, out var s)) throw new Backend.UserError($"{path}: tensor '{k}' is missing");
-                if (!s.shape.SequenceEqual(t.shape))
-                    throw new Backend.UserError($"{path}: tensor '{k}' has shape [{string.Join(", ", s.shape)}], the network needs [{string.Join(", ", t.shape)}]");
-            }
-            var extra = saved.Keys.Except(own.Keys).ToList();
-            if (extra.Count > 0) throw new Backend.UserError($"{path}: unexpected tensor '{extra[0]}'");
-            using var _ = torch.no_grad();
-            foreach (var (k, t) in own) t.copy_(saved[k]);
-        }
+        try { Copy(model, saved, path, newHeadAllowed: false); }
         finally { foreach (var s in saved.Values) s.Dispose(); }
+    }
+}
+
+public static partial class Checkpoints
+{
+    /// <summary>
+    /// Copies a state dict into <paramref name="network"/>, the one rule for checkpoints and --weights: a tensor missing,
+    /// extra or of another shape is named in the error; with <paramref name="newHeadAllowed"/>, a classifier of another
+    /// class count is left as the network initialised it, and the returned note says so.
+    /// </summary>
+    public static string? Copy(torch.nn.Module network, Dictionary<string, torch.Tensor> saved, string source, bool newHeadAllowed)
+    {
+        string? note = null;
+        var own = network.state_dict();
+        foreach (var (k, t) in own)
+        {
+            if (!saved.TryGetValue(k, out var s)) throw new Backend.UserError($"{source}: tensor '{k}' is missing");
+            if (s.shape.SequenceEqual(t.shape)) continue;
+            bool head = newHeadAllowed && k.StartsWith("classifier.1.", StringComparison.Ordinal) && s.shape.Skip(1).SequenceEqual(t.shape.Skip(1));
+            if (!head)
+                throw new Backend.UserError($"{source}: tensor '{k}' has shape [{string.Join(", ", s.shape)}], the network needs [{string.Join(", ", t.shape)}]");
+            note = $"{source} has {s.shape[0]} classes, this network {t.shape[0]}: the classifier is new (as Keras' include_top=False), the rest is loaded";
+        }
+        var extra = saved.Keys.Except(own.Keys).ToList();
+        if (extra.Count > 0) throw new Backend.UserError($"{source}: unexpected tensor '{extra[0]}' (not a MobileNetV2 state dict with torchvision's names?)");
+        using var _ = torch.no_grad();
+        foreach (var (k, t) in own)
+            if (saved[k].shape.SequenceEqual(t.shape)) t.copy_(saved[k]);
+        return note;
     }
 }
 

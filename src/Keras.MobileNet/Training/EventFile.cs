@@ -32,29 +32,18 @@ public static class EventFile
     /// </summary>
     public static void Write(string dir, int step, IEnumerable<(string Tag, double Value)> scalars)
     {
-        Directory.CreateDirectory(dir);
-        string tmp = Path.Combine(dir, $".events-{step:D4}.{Environment.ProcessId}.tmp");
         double now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
-        try
+        AtomicFile.Write(Path.Combine(dir, Name(step)), tmp =>
         {
-            using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write))
+            using var f = new FileStream(tmp, FileMode.Create, FileAccess.Write);
+            WriteRecord(f, new Tensorboard.Event { WallTime = now, FileVersion = "brain.Event:2" }.ToByteArray());
+            foreach (var (tag, value) in scalars.Where(s => double.IsFinite(s.Value)))
             {
-                WriteRecord(f, new Tensorboard.Event { WallTime = now, FileVersion = "brain.Event:2" }.ToByteArray());
-                foreach (var (tag, value) in scalars.Where(s => double.IsFinite(s.Value)))
-                {
-                    var summary = new Tensorboard.Summary();
-                    summary.Value.Add(new Tensorboard.Summary.Types.Value { Tag = tag, SimpleValue = (float)value });
-                    WriteRecord(f, new Tensorboard.Event { WallTime = now, Step = step, Summary = summary }.ToByteArray());
-                }
+                var summary = new Tensorboard.Summary();
+                summary.Value.Add(new Tensorboard.Summary.Types.Value { Tag = tag, SimpleValue = (float)value });
+                WriteRecord(f, new Tensorboard.Event { WallTime = now, Step = step, Summary = summary }.ToByteArray());
             }
-            FaultPoints.Hit();
-            File.Move(tmp, Path.Combine(dir, Name(step)), overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(tmp); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
-            throw;
-        }
+        }, tempPath: Path.Combine(dir, $".events-{step:D4}.{Environment.ProcessId}.tmp"));
     }
 
     /// <summary>A TFRecord: length, its masked CRC-32C, the bytes, their masked CRC-32C (little-endian).</summary>

@@ -44,16 +44,9 @@ public static class Pretrained
             throw new UserError($"--weights: {weights} is neither a file nor one of {string.Join(", ", Published.Select(p => p.Name))}");
         }
         string file = Path.Combine(dataDir, "weights", known.FileName);
-        if (File.Exists(file))
-        {
-            Download.Verify(file, null, known.HashPrefix, file, placedByUser: true);
-            return file;
-        }
-        string root = baseUrl ?? Environment.GetEnvironmentVariable(BaseUrlVariable) ?? known.BaseUrl;
-        var url = new Uri(new Uri(root.EndsWith('/') ? root : root + "/"), known.FileName);
-        log?.Invoke($"downloading {url} -> {file}");
         using var own = http is null ? Download.NewClient() : null;
-        Download.FetchAsync(http ?? own!, url, file, null, known.HashPrefix, log: log).GetAwaiter().GetResult();
+        Download.EnsureFileAsync(http ?? own!, file, baseUrl ?? Environment.GetEnvironmentVariable(BaseUrlVariable) ?? known.BaseUrl,
+            null, known.HashPrefix, log: log).GetAwaiter().GetResult();
         return file;
     }
 
@@ -167,37 +160,11 @@ public static class Pretrained
         }
     }
 
-    /// <summary>
-    /// Copies a state dict into <paramref name="network"/>. A classifier of another class count is left as the network
-    /// initialised it (a new head, as Keras' include_top=False), and the returned note says so; any other tensor that
-    /// is missing, extra or of another shape is named in the error.
-    /// </summary>
-    public static string? LoadInto(nn.Module network, Dictionary<string, Tensor> saved, string source)
-    {
-        string? note = null;
-        var own = network.state_dict();
-        foreach (var (k, t) in own)
-        {
-            if (!saved.TryGetValue(k, out var s)) throw new UserError($"{source}: tensor '{k}' is missing");
-            if (s.shape.SequenceEqual(t.shape)) continue;
-            bool head = k.StartsWith("classifier.1.", StringComparison.Ordinal) && s.shape.Skip(1).SequenceEqual(t.shape.Skip(1));
-            if (!head)
-                throw new UserError($"{source}: tensor '{k}' has shape [{string.Join(", ", s.shape)}], the network needs [{string.Join(", ", t.shape)}]");
-            note = $"{source} has {s.shape[0]} classes, this network {t.shape[0]}: the classifier is new (as Keras' include_top=False), the rest is loaded";
-        }
-        var extra = saved.Keys.Except(own.Keys).ToList();
-        if (extra.Count > 0) throw new UserError($"{source}: unexpected tensor '{extra[0]}' (not a MobileNetV2 state dict with torchvision's names?)");
-        using var _ = no_grad();
-        foreach (var (k, t) in own)
-            if (saved[k].shape.SequenceEqual(t.shape)) t.copy_(saved[k]);
-        return note;
-    }
-
     /// <summary>Reads <paramref name="path"/> into <paramref name="network"/> and frees what was read; returns the head note.</summary>
     public static string? Load(nn.Module network, string path)
     {
         var saved = Read(path);
-        try { return LoadInto(network, saved, path); }
+        try { return Checkpoints.Copy(network, saved, path, newHeadAllowed: true); }
         finally { foreach (var t in saved.Values) t.Dispose(); }
     }
 }
