@@ -30,10 +30,12 @@ public static class TrainCommand
         var warmup = Opt("--warmup-epochs", "Warm-up epochs for --schedule step", d.WarmupEpochs);
         var patience = Opt("--early-stopping", "Stop after N epochs without val_accuracy gain (0 = off)", d.EarlyStoppingPatience);
         var seed = Opt("--seed", "Seed of data order, augmentation, init and dropout", d.Seed);
+        var seeds = Opt<string?>("--seeds", "Seeds of a sweep: 0,1,2 trains every width with each (runs <out>/<arch>-w<width>-s<seed>)", null);
+        var taskIndex = Opt<int?>("--task-index", "Train only this cell of the width x seed grid (default: $SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX when set)", null);
         var device = Opt("--device", "auto, cpu or cuda", d.Device);
         var workers = Opt("--workers", "Threads preparing batches", d.Workers);
         var inMemory = Opt("--in-memory", "Decode every image once and keep it (true) or stream from disk (false)", d.InMemory);
-        var outDir = Opt<string?>("--out", "Run folder (default reports/<time>-<arch>-w<width>)", null);
+        var outDir = Opt<string?>("--out", "Run folder (default reports/<time>-<arch>-w<width>), or a sweep's folder of runs", null);
         var resume = Opt("--resume", "Continue the run in --out from its last completed epoch", false);
         var tb = Opt("--tensorboard", "Write TensorBoard event files", d.TensorBoard);
         var dropout = Opt<double?>("--dropout", "Classifier dropout (paper: 0.2, notebook: 0)", null);
@@ -46,7 +48,7 @@ public static class TrainCommand
         var throttle = Opt("--throttle-ms", "Sleep after each batch (for interruption tests)", 0);
         throttle.Hidden = true;
         var options = new Option[] { width, arch, dataset, size, data, baseUrl, imageSize, epochs, batch, lr, minLr, wd, ls, schedule,
-            warmup, patience, seed, device, workers, inMemory, outDir, resume, tb, dropout, weights, unfreezeEpoch, unfreezeFrom, bnMode, fineTuneLr, estimateOnly, throttle };
+            warmup, patience, seed, seeds, taskIndex, device, workers, inMemory, outDir, resume, tb, dropout, weights, unfreezeEpoch, unfreezeFrom, bnMode, fineTuneLr, estimateOnly, throttle };
         foreach (var o in options) root.Options.Add(o);
 
         Func<ParseResult, int> action = p => App.Guard(p, () =>
@@ -57,7 +59,8 @@ public static class TrainCommand
                 Data = p.GetValue(data)!, BaseUrl = p.GetValue(baseUrl), ImageSize = p.GetValue(imageSize), Epochs = p.GetValue(epochs),
                 BatchSize = p.GetValue(batch), Lr = p.GetValue(lr), MinLr = p.GetValue(minLr), WeightDecay = p.GetValue(wd),
                 LabelSmoothing = p.GetValue(ls), Schedule = p.GetValue(schedule)!, WarmupEpochs = p.GetValue(warmup),
-                EarlyStoppingPatience = p.GetValue(patience), Seed = p.GetValue(seed), Device = p.GetValue(device)!,
+                EarlyStoppingPatience = p.GetValue(patience), Seed = p.GetValue(seed),
+                Seeds = p.GetValue(seeds) is string ss ? ParseSeeds(ss) : null, TaskIndex = p.GetValue(taskIndex), Device = p.GetValue(device)!,
                 Workers = p.GetValue(workers), InMemory = p.GetValue(inMemory), Out = p.GetValue(outDir), Resume = p.GetValue(resume),
                 TensorBoard = p.GetValue(tb), Dropout = p.GetValue(dropout), Weights = p.GetValue(weights), UnfreezeEpoch = p.GetValue(unfreezeEpoch), UnfreezeFrom = p.GetValue(unfreezeFrom),
                 BnMode = p.GetValue(bnMode)!, FineTuneLr = p.GetValue(fineTuneLr), ThrottleMs = p.GetValue(throttle),
@@ -75,6 +78,14 @@ public static class TrainCommand
 
     /// <summary>Set by the plotting side: draws figures after a run or sweep.</summary>
     public static Action<IReadOnlyList<RunResult>>? ReportsHook { get; set; }
+
+    public static long[] ParseSeeds(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length == 0) throw new ArgumentException("--seeds needs a value");
+        return parts.Select(s => long.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var v)
+            ? v : throw new ArgumentException($"--seeds must be whole numbers such as 0,1,2, not '{s}'")).ToArray();
+    }
 
     public static double[] ParseWidths(string text)
     {

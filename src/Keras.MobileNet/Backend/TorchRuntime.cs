@@ -3,12 +3,6 @@ using TorchSharp;
 
 namespace Keras.MobileNet.Backend;
 
-/// <summary>Thrown for a problem the user can fix (bad argument, missing device, bad file): one line, no stack.</summary>
-public class UserError(string message, int exitCode = 1) : Exception(message)
-{
-    public int ExitCode { get; } = exitCode;
-}
-
 /// <summary>
 /// Gets libtorch loaded before the first TorchSharp call: either a CUDA libtorch named by
 /// TORCH_LIB_DIR / LIBTORCHSHARP_PATH (see shared/gpu/README.md), or the CPU package, patched where the

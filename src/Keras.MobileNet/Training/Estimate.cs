@@ -125,10 +125,10 @@ public static class Estimate
 
     public static string Describe(double seconds) => ProgressLayout.Duration(TimeSpan.FromSeconds(seconds));
 
-    public static IEnumerable<string> Lines(RunShape shape, IReadOnlyList<StepCost> costs, string device)
+    public static IEnumerable<string> Lines(RunShape shape, IReadOnlyList<StepCost> costs, string device, int seeds = 1)
     {
-        double total = WholeSeconds(shape, costs);
-        yield return $"estimate: about {Describe(total)} for {costs.Count} width(s) x {shape.Epochs} epochs " +
+        double total = WholeSeconds(shape, costs) * seeds;
+        yield return $"estimate: about {Describe(total)} for {costs.Count} width(s) x {(seeds > 1 ? $"{seeds} seeds x " : "")}{shape.Epochs} epochs " +
                      $"({shape.TrainImages:N0} train + {shape.ValImages:N0} val images, batch {shape.BatchSize}, {shape.ImageSize} px) on {device}";
         foreach (var c in costs)
             yield return $"  width {c.Width.ToString(CultureInfo.InvariantCulture)}: {c.TrainBatchSeconds:F3} s per train batch, " +

@@ -28,6 +28,10 @@ public sealed record TrainOptions
     public double WarmupEpochs { get; init; }
     public int EarlyStoppingPatience { get; init; }
     public long Seed { get; init; }
+    /// <summary>A sweep's seeds (null: just Seed). With several widths or seeds, every (width, seed) cell is a run.</summary>
+    public long[]? Seeds { get; init; }
+    /// <summary>Run only this cell of the sweep grid (else SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX when set).</summary>
+    public int? TaskIndex { get; init; }
     public string Device { get; init; } = "auto";
     public int Workers { get; init; } = Environment.ProcessorCount;
     public bool InMemory { get; init; } = true;
@@ -74,6 +78,11 @@ public sealed record TrainOptions
         if (MinLr is double m && (m < 0 || m > Lr)) throw new ArgumentException($"--min-lr must be in [0, --lr], not {m}");
         if (WarmupEpochs < 0 || WarmupEpochs >= Epochs) throw new ArgumentException($"--warmup-epochs must be >= 0 and below --epochs ({Epochs}), not {WarmupEpochs}");
         if (Resume && Out is null) throw new ArgumentException("--resume needs --out RUN_DIR (the run to continue)");
+        if (Seeds is { Length: 0 }) throw new ArgumentException("--seeds needs at least one value");
+        if (Seeds is not null && Seeds.Distinct().Count() != Seeds.Length) throw new ArgumentException("--seeds lists a seed twice");
+        if (Widths.Distinct().Count() != Widths.Length) throw new ArgumentException("--width lists a width twice");
+        if (TaskIndex is int ti && ti < 0) throw new ArgumentException($"--task-index must be >= 0, not {ti}");
+        if (TaskIndex is not null && Out is null) throw new ArgumentException("--task-index needs --out SWEEP_DIR (the folder every task shares)");
         if (UnfreezeEpoch is int e && (e < 0 || e >= Epochs)) throw new ArgumentException($"--unfreeze-epoch must be in [0, --epochs), not {e}");
         int children = MobileNetV2Spec.Table.Sum(r => r.N) + 2;
         if (UnfreezeFrom < 0 || UnfreezeFrom >= children) throw new ArgumentException($"--unfreeze-from must be in [0, {children - 1}] (children of features), not {UnfreezeFrom}");
@@ -116,28 +125,61 @@ public static class Runner
     public static string DefaultRunName(TrainOptions o, double width) =>
         $"{DateTime.Now:yyyyMMdd-HHmmss}-{o.Arch}-w{width.ToString(CultureInfo.InvariantCulture)}";
 
-    /// <summary>Trains every width in turn; returns one result per width (a comparison is drawn by the caller).</summary>
+    /// <summary>A sweep (several widths or --seeds): its grid; null for a single run.</summary>
+    public static SweepGrid? Grid(TrainOptions o) =>
+        o.Widths.Length > 1 || o.Seeds is not null
+            ? new SweepGrid(o.Arch, o.Widths, o.Seeds ?? [o.Seed], o.Out ?? Path.Combine("reports", $"{DateTime.Now:yyyyMMdd-HHmmss}-sweep"))
+            : null;
+
+    /// <summary>
+    /// Trains every run in turn (one, or each cell of a sweep, or the one cell of --task-index); returns one result per
+    /// run (a comparison is drawn by the caller). A sweep cell that is complete is skipped and a partial one resumes.
+    /// </summary>
     public static List<RunResult> TrainAll(TrainOptions o, IAnsiConsole console, Action<string>? log = null, ProgressOutput? progress = null)
     {
         o.Validate();
         log ??= console.WriteLine;
         progress ??= ProgressOutput.Console();
+        var grid = Grid(o);
+        var cells = grid is null ? null
+            : grid.TaskIndex(o.TaskIndex, Environment.GetEnvironmentVariable) is int task ? [grid.Cell(task)] : grid.Cells.ToList();
+        if (grid is null && o.TaskIndex is not null) throw new UserError("--task-index needs a sweep: several --width values or --seeds", 2);
+        if (cells is { Count: 1 } && grid!.Count > 1) log(cells[0].ToString());
         var device = TorchRuntime.ResolveDevice(o.Device);
         var results = new List<RunResult>();
-        var estimates = o.Resume ? null : PrintEstimate(o, device, log);
-        if (o.EstimateOnly) return results;
-        string? sweepRoot = o.Widths.Length > 1 ? (o.Out ?? Path.Combine("reports", $"{DateTime.Now:yyyyMMdd-HHmmss}-sweep")) : null;
+        var todo = new List<(TrainOptions Options, double Width, string Folder)>();
+        if (cells is null) todo.Add((o, o.Widths[0], o.Out ?? Path.Combine("reports", DefaultRunName(o, o.Widths[0]))));
+        else
+            foreach (var c in cells)
+            {
+                if (Completed(c.Folder) is RunResult done) { log($"{c.Folder}: complete, skipped"); results.Add(done); continue; }
+                bool partial = File.Exists(Path.Combine(c.Folder, "trainer_state.json"));
+                todo.Add((o with { Widths = [c.Width], Seed = c.Seed, Seeds = null, TaskIndex = null, Out = c.Folder, Resume = partial }, c.Width, c.Folder));
+            }
+        var fresh = todo.Where(t => !t.Options.Resume).ToList();
+        var estimates = fresh.Count == 0 ? null
+            : PrintEstimate(o with { Widths = fresh.Select(t => t.Width).Distinct().ToArray() }, device, log, runsPerWidth: fresh.Count / fresh.Select(t => t.Width).Distinct().Count());
+        if (o.EstimateOnly || todo.Count == 0) return results;
         string? weights = o.Weights is null ? null : Pretrained.Resolve(o.Weights, o.Data, log: log); // on --resume too: its preprocessing
         var data = LoadData(o, device, log, weights);
-        foreach (var w in o.Widths)
+        foreach (var (cellOptions, w, folder) in todo)
         {
-            string folder = sweepRoot is not null ? Path.Combine(sweepRoot, $"w{w.ToString(CultureInfo.InvariantCulture)}")
-                : o.Out ?? Path.Combine("reports", DefaultRunName(o, w));
-            var result = TrainOne(o with { Widths = [w] }, w, folder, device, data, progress, log, estimates?[w]);
+            var result = TrainOne(cellOptions, w, folder, device, data.WithSeed(cellOptions.Seed), progress, log, estimates?.GetValueOrDefault(w));
             results.Add(result);
             if (result.Failed) break;
         }
         return results;
+    }
+
+    /// <summary>A finished run in this folder (its summary written, all epochs or an early stop), or null.</summary>
+    static RunResult? Completed(string folder)
+    {
+        string state = Path.Combine(folder, "trainer_state.json"), summary = Path.Combine(folder, "summary.json");
+        if (!File.Exists(state) || !File.Exists(summary)) return null;
+        var s = Files.ReadJson<TrainerState>(state, t => t.Problem());
+        if (!s.Finished) return null;
+        var sum = Files.ReadJson<RunSummary>(summary, r => r.Arch is null ? "arch is missing" : null);
+        return new RunResult(folder, sum, HistoryRow.ReadCsv(Path.Combine(folder, "history.csv")), false);
     }
 
     /// <summary>Image counts without decoding anything: a scan of the folders, or Imagenette's published counts before download.</summary>
@@ -154,15 +196,15 @@ public static class Runner
     /// Times each width on this device, prints the whole run's expected time, and on a CPU, where that is over an hour,
     /// a shorter recipe that fits. Returns the estimate per width.
     /// </summary>
-    static Dictionary<double, double> PrintEstimate(TrainOptions o, Device device, Action<string> log)
+    static Dictionary<double, double> PrintEstimate(TrainOptions o, Device device, Action<string> log, int runsPerWidth = 1)
     {
         var (trainImages, valImages) = ImageCounts(o);
         var shape = new RunShape(trainImages, valImages, o.BatchSize, o.Epochs, o.ImageSize);
         int classes = 10;
         var costs = o.Widths.Select(w => Estimate.Probe(MobileNetV2Spec.Build(MobileNetV2Spec.ParsePreset(o.Arch), w, classes, o.Dropout),
             device, o.BatchSize, o.ImageSize)).ToList();
-        foreach (var line in Estimate.Lines(shape, costs, device.ToString())) log(line);
-        double total = Estimate.WholeSeconds(shape, costs);
+        foreach (var line in Estimate.Lines(shape, costs, device.ToString(), runsPerWidth)) log(line);
+        double total = Estimate.WholeSeconds(shape, costs) * runsPerWidth;
         if (device.type == TorchSharp.DeviceType.CPU && Estimate.Shorter(total, 3600, o.ImageSize, o.Epochs) is var (size, epochs))
         {
             var set = new Dictionary<string, string> { ["--image-size"] = $"{size}", ["--epochs"] = $"{epochs}" };
@@ -174,7 +216,11 @@ public static class Runner
 
     /// <summary>The data of a run, and the weights file it starts from (whose preprocessing the transforms use).</summary>
     public sealed record LoadedData(DataLoader Train, DataLoader Val, string[] ClassFolders, string[] ClassNames, TransformConfig Transform,
-        BadImageLog BadImages, string? WeightsFile = null);
+        BadImageLog BadImages, string? WeightsFile = null)
+    {
+        /// <summary>The same images, served in the order and with the augmentation of another seed.</summary>
+        public LoadedData WithSeed(long seed) => this with { Train = Train.WithSeed(seed), Val = Val.WithSeed(seed) };
+    }
 
     public static LoadedData LoadData(TrainOptions o, Device device, Action<string> log, string? weightsFile = null)
     {
@@ -284,7 +330,11 @@ public static class Runner
         if (o.ThrottleMs > 0) callbacks.Add(new Throttle(o.ThrottleMs));
 
         var wall = System.Diagnostics.Stopwatch.StartNew();
-        model.Fit(data.Train, o.Epochs, data.Val, callbacks, initialEpoch: state.CompletedEpochs);
+        using (var signals = StopSignals.Listen())
+        {
+            callbacks.Add(new StopOnSignal(signals, folder, () => commit.State.CompletedEpochs)); // last: after the epoch's commit
+            model.Fit(data.Train, o.Epochs, data.Val, callbacks, initialEpoch: state.CompletedEpochs);
+        }
         wall.Stop();
 
         bool failed = model.StopReason?.Contains("NaN") == true;
