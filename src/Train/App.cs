@@ -21,6 +21,7 @@ public static class App
         root.Subcommands.Add(ExportCommand.Create());
         root.Subcommands.Add(SynthCommand.Create());
         root.Subcommands.Add(PlotCommand.Create());
+        root.Subcommands.Add(SweepCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(DiagCommand.Create());
         root.Subcommands.Add(DoctorCommand.Create());

@@ -51,9 +51,7 @@ public static class TrainCommand
             warmup, patience, seed, seeds, taskIndex, device, workers, inMemory, outDir, resume, tb, dropout, weights, unfreezeEpoch, unfreezeFrom, bnMode, fineTuneLr, estimateOnly, throttle };
         foreach (var o in options) root.Options.Add(o);
 
-        Func<ParseResult, int> action = p => App.Guard(p, () =>
-        {
-            var opts = new TrainOptions
+        Read = p => new TrainOptions
             {
                 Widths = ParseWidths(p.GetValue(width)!), Arch = p.GetValue(arch)!, Dataset = p.GetValue(dataset)!, Size = p.GetValue(size)!,
                 Data = p.GetValue(data)!, BaseUrl = p.GetValue(baseUrl), ImageSize = p.GetValue(imageSize), Epochs = p.GetValue(epochs),
@@ -66,6 +64,9 @@ public static class TrainCommand
                 BnMode = p.GetValue(bnMode)!, FineTuneLr = p.GetValue(fineTuneLr), ThrottleMs = p.GetValue(throttle),
                 EstimateOnly = p.GetValue(estimateOnly), Args = p.Tokens.Select(t => t.Value).ToArray(),
             };
+        Func<ParseResult, int> action = p => App.Guard(p, () =>
+        {
+            var opts = Read(p);
             var results = Runner.TrainAll(opts, App.Console2, Console.WriteLine); // plain lines: a suggested command must copy whole
             if (opts.EstimateOnly) return 0;
             // The run is complete and saved; a figure that cannot be drawn is reported, not a failed training.
@@ -75,6 +76,9 @@ public static class TrainCommand
         });
         root.SetAction(action);
     }
+
+    /// <summary>The training options of a parsed command line (the root command's).</summary>
+    public static Func<ParseResult, TrainOptions> Read { get; private set; } = _ => throw new InvalidOperationException("TrainCommand.Configure first");
 
     /// <summary>Set by the plotting side: draws figures after a run or sweep.</summary>
     public static Action<IReadOnlyList<RunResult>>? ReportsHook { get; set; }

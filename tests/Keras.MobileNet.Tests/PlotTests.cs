@@ -88,7 +88,7 @@ public class PlotTests
     [Test]
     public void Frontier_keeps_only_runs_no_cheaper_run_beats()
     {
-        var f = Figures.Frontier([(2.2, 91, "a"), (1.4, 89, "b"), (0.7, 92, "c"), (0.25, 83, "d"), (0.5, double.NaN, "e")]);
+        var f = CostFigure.Frontier([(2.2, 91, "a"), (1.4, 89, "b"), (0.7, 92, "c"), (0.25, 83, "d"), (0.5, double.NaN, "e")]);
         Assert.That(f.Select(p => p.Label), Is.EqualTo(new[] { "d", "c" }));
     }
 

@@ -42,7 +42,7 @@ public static class Figures
     }
 
     static readonly LinePattern[] Patterns = [LinePattern.Dashed, LinePattern.Solid, LinePattern.Dotted, LinePattern.DenselyDashed];
-    static Color ColorOf(int i) => new ScottPlot.Palettes.Category10().GetColor(i);
+    internal static Color ColorOf(int i) => new ScottPlot.Palettes.Category10().GetColor(i);
 
     static void Save(Plot plot, string path, FigureSize size)
     {
@@ -51,7 +51,7 @@ public static class Figures
     }
 
     /// <summary>The temporary name keeps the .png extension for ScottPlot.</summary>
-    static void Save(string path, Action<string> write) => AtomicFile.Write(path, write, ".tmp.png");
+    internal static void Save(string path, Action<string> write) => AtomicFile.Write(path, write, ".tmp.png");
 
     /// <summary>
     /// One line per run, split at non-finite values so a run that ended in NaN stops where it was last finite
@@ -90,8 +90,17 @@ public static class Figures
         ("val_accuracy", "Validation accuracy", "accuracy", r => r.ValAccuracy),
     ];
 
-    /// <summary>curves.png: the notebook's 2x2 grid of train/val loss and accuracy against epoch, one line per run.</summary>
+    /// <summary>
+    /// curves.png: the notebook's 2x2 grid of train/val loss and accuracy against epoch, one line per width; the seeds of
+    /// a width draw their mean with a band of one standard deviation.
+    /// </summary>
     public static void Curves(IReadOnlyList<RunData> runs, string path, FigureSize size)
+    {
+        var mp = CurvesPlot(RunGroup.Of(runs), size);
+        Save(path, tmp => mp.SavePng(tmp, size.Width, size.Height));
+    }
+
+    public static Multiplot CurvesPlot(IReadOnlyList<RunGroup> groups, FigureSize size)
     {
         EnsureFont();
         var mp = new Multiplot();
@@ -102,20 +111,44 @@ public static class Figures
             var (_, title, ylabel, get) = CurveFields[f];
             var plot = mp.GetPlot(f);
             plot.ScaleFactor = (float)size.Scale;
-            for (int r = 0; r < runs.Count; r++)
-                AddSeries(plot, runs[r].History.Select(h => (double)h.Epoch).ToList(), runs[r].History.Select(get).ToList(), runs[r].Label, r);
+            for (int g = 0; g < groups.Count; g++)
+            {
+                if (!groups[g].Seeds)
+                {
+                    var h = groups[g].First.History;
+                    AddSeries(plot, h.Select(r => (double)r.Epoch).ToList(), h.Select(get).ToList(), groups[g].Label, g);
+                    continue;
+                }
+                var curve = groups[g].Curve(get);
+                double[] xs = [.. curve.Select(c => (double)c.Epoch)];
+                if (xs.Length > 1)
+                {
+                    var band = plot.Add.FillY(xs, [.. curve.Select(c => c.Stat.Mean - c.Stat.Sd)], [.. curve.Select(c => c.Stat.Mean + c.Stat.Sd)]);
+                    band.FillColor = ColorOf(g).WithAlpha(0.18);
+                    band.LineWidth = 0;
+                }
+                AddSeries(plot, xs, [.. curve.Select(c => (double?)c.Stat.Mean)], groups[g].Label, g);
+            }
             plot.Title(title);
             plot.XLabel("epoch");
             plot.YLabel(ylabel);
-            if (runs.All(r => r.History.All(h => get(h) is null)))
+            if (groups.All(g => g.Runs.All(r => r.History.All(h => get(h) is null))))
                 plot.Add.Annotation("no data", Alignment.MiddleCenter);
             plot.Axes.AutoScale();
             plot.Axes.Margins(0.03, 0.08);
+            if (ylabel == "accuracy") CapAt(plot, 1.0);
             EpochTicks(plot);
             // Outside the data area: a legend inside hides the lines of whichever corner it sits in.
             plot.ShowLegend(Edge.Right);
         }
-        Save(path, tmp => mp.SavePng(tmp, size.Width, size.Height));
+        return mp;
+    }
+
+    /// <summary>An accuracy axis ends at 100%: the margins above the data never run past it.</summary>
+    internal static void CapAt(Plot plot, double top)
+    {
+        var limits = plot.Axes.GetLimits();
+        if (limits.Top > top) plot.Axes.SetLimitsY(limits.Bottom, top);
     }
 
     static void EpochTicks(Plot plot) =>
@@ -126,8 +159,12 @@ public static class Figures
     {
         EnsureFont();
         var plot = new Plot();
-        for (int r = 0; r < runs.Count; r++)
-            AddSeries(plot, runs[r].History.Select(h => (double)h.Epoch).ToList(), runs[r].History.Select(h => (double?)h.Lr).ToList(), runs[r].Label, r);
+        var groups = RunGroup.Of(runs); // seeds share a schedule: one line per width
+        for (int g = 0; g < groups.Count; g++)
+        {
+            var h = groups[g].First.History;
+            AddSeries(plot, h.Select(r => (double)r.Epoch).ToList(), h.Select(r => (double?)r.Lr).ToList(), groups[g].Label, g);
+        }
         EpochTicks(plot);
         plot.Title("Learning rate (as applied)");
         plot.XLabel("epoch");
@@ -135,60 +172,6 @@ public static class Figures
         plot.Axes.Margins(0.03, 0.08);
         plot.ShowLegend(Alignment.UpperRight);
         Save(plot, path, size);
-    }
-
-    /// <summary>The runs that no cheaper run beats: sorted by cost, each more accurate than all before it.</summary>
-    public static List<(double Cost, double Accuracy, string Label)> Frontier(IEnumerable<(double Cost, double Accuracy, string Label)> points)
-    {
-        var front = new List<(double, double, string)>();
-        double best = double.NegativeInfinity;
-        foreach (var p in points.Where(p => double.IsFinite(p.Accuracy)).OrderBy(p => p.Cost).ThenByDescending(p => p.Accuracy))
-            if (p.Accuracy > best) { front.Add(p); best = p.Accuracy; }
-        return front;
-    }
-
-    /// <summary>accuracy_vs_cost.png: best val accuracy against params and against MACs, the efficient frontier drawn.</summary>
-    public static void AccuracyVsCost(IReadOnlyList<RunData> runs, string path, FigureSize size)
-    {
-        EnsureFont();
-        var withSummary = runs.Where(r => r.Summary?.BestValAccuracy is not null).ToList();
-        var mp = new Multiplot();
-        mp.AddPlots(2);
-        mp.Layout = new ScottPlot.MultiplotLayouts.Grid(1, 2);
-        for (int panel = 0; panel < 2; panel++)
-        {
-            var plot = mp.GetPlot(panel);
-            plot.ScaleFactor = (float)size.Scale;
-            string unit = panel == 0 ? "parameters (millions)" : "MACs per image (millions)";
-            var pts = withSummary.Select(r => (Cost: (panel == 0 ? r.Summary!.Params : r.Summary!.Macs) / 1e6,
-                Accuracy: r.Summary!.BestValAccuracy!.Value * 100, r.Label)).ToList();
-            var front = Frontier(pts);
-            if (front.Count > 1)
-            {
-                var line = plot.Add.ScatterLine(front.Select(p => p.Cost).ToArray(), front.Select(p => p.Accuracy).ToArray());
-                line.LinePattern = LinePattern.Dashed;
-                line.Color = Colors.Gray;
-            }
-            double maxCost = pts.Count == 0 ? 1 : pts.Max(p => p.Cost);
-            for (int i = 0; i < pts.Count; i++)
-            {
-                plot.Add.Marker(pts[i].Cost, pts[i].Accuracy, MarkerShape.FilledCircle, 12, ColorOf(i));
-                var t = plot.Add.Text($"{pts[i].Label}  {pts[i].Accuracy:F1}%", pts[i].Cost, pts[i].Accuracy);
-                t.LabelFontSize = 14;
-                // Labels of points in the right half go to their left, so none runs off the panel.
-                bool right = pts[i].Cost > 0.6 * maxCost;
-                t.LabelAlignment = right ? Alignment.LowerRight : Alignment.LowerLeft;
-                t.OffsetX = right ? -8 : 8;
-                t.OffsetY = -6;
-            }
-            if (pts.Count == 0) plot.Add.Annotation("no run has a validation accuracy", Alignment.MiddleCenter);
-            plot.Title((panel == 0 ? "Best val accuracy vs parameters" : "Best val accuracy vs MACs") + (front.Count > 1 ? " (dashed: efficient frontier)" : ""));
-            plot.XLabel(unit);
-            plot.YLabel("best val accuracy (%)");
-            plot.Axes.AutoScale();
-            plot.Axes.Margins(0.15, 0.2); // room for the point labels
-        }
-        Save(path, tmp => mp.SavePng(tmp, size.Width, size.Height / 2 + 100));
     }
 
     /// <summary>confusion.png: rows = true class, normalised per row, the count in each cell.</summary>

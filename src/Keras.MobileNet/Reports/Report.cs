@@ -16,7 +16,7 @@ public static class Report
         string P(string name) { var p = Path.Combine(outDir, name); written.Add(p); return p; }
         var ordered = runs.OrderByDescending(r => r.Width).ToList();
         Figures.Curves(ordered, P("curves.png"), size);
-        Figures.AccuracyVsCost(ordered, P("accuracy_vs_cost.png"), size);
+        CostFigure.Draw(ordered, P("accuracy_vs_cost.png"), size);
         Figures.LearningRate(ordered, P("lr.png"), size);
         if (runs.Count == 1 && runs[0].Confusion is { } c) Figures.Confusion(c, P("confusion.png"), size);
         Files.WriteAtomic(P("report.md"), Markdown(ordered, outDir, written));
@@ -24,18 +24,36 @@ public static class Report
     }
 
     static string Pct(double? v) => v is double d ? (d * 100).ToString("F2", CultureInfo.InvariantCulture) + "%" : "-";
+    static string MeanSd(Spread? s) => s is null ? "-"
+        : $"{(s.Mean * 100).ToString("F2", CultureInfo.InvariantCulture)} ± {(s.Sd * 100).ToString("F2", CultureInfo.InvariantCulture)}%";
     static string N(long v) => v.ToString("N0", CultureInfo.InvariantCulture);
 
     public static string Markdown(IReadOnlyList<RunData> runs, string outDir, IReadOnlyList<string> images)
     {
         var sb = new StringBuilder("# MobileNetV2 width comparison\n\n");
-        sb.Append("| run | arch | width | params | MACs | best val acc | final val acc | best epoch | epochs | train time | images/s | device |\n");
-        sb.Append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
+        var groups = RunGroup.Of(runs);
+        if (groups.Any(g => g.Seeds))
+        {
+            // The width effect against the luck of one seed: best val accuracy across each width's seeds.
+            sb.Append("| arch | width | seeds | best val acc (mean ± sd) | min | max | final val acc (mean ± sd) | params | MACs |\n");
+            sb.Append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+            foreach (var g in groups)
+            {
+                var s = g.First.Summary;
+                var best = g.BestAccuracy;
+                var final = Spread.Of(g.Runs.Select(r => r.History.LastOrDefault()?.ValAccuracy ?? double.NaN));
+                sb.Append($"| {s?.Arch ?? "-"} | {g.Width.ToString(CultureInfo.InvariantCulture)} | {g.Runs.Count} | {MeanSd(best)} | " +
+                          $"{Pct(best?.Min)} | {Pct(best?.Max)} | {MeanSd(final)} | {(s is null ? "-" : N(s.Params))} | {(s is null ? "-" : N(s.Macs))} |\n");
+            }
+            sb.Append("\nsd: sample standard deviation (n - 1) across seeds. Every run:\n\n");
+        }
+        sb.Append("| run | arch | width | seed | params | MACs | best val acc | final val acc | best epoch | epochs | train time | images/s | device |\n");
+        sb.Append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
         foreach (var r in runs)
         {
             var s = r.Summary;
             string name = Path.GetRelativePath(outDir, r.Folder).Replace('\\', '/');
-            sb.Append($"| {name} | {s?.Arch ?? "-"} | {r.Width.ToString(CultureInfo.InvariantCulture)} | {(s is null ? "-" : N(s.Params))} | " +
+            sb.Append($"| {name} | {s?.Arch ?? "-"} | {r.Width.ToString(CultureInfo.InvariantCulture)} | {(s is null ? "-" : s.Seed)} | {(s is null ? "-" : N(s.Params))} | " +
                       $"{(s is null ? "-" : N(s.Macs))} | {Pct(s?.BestValAccuracy)} | {Pct(r.History.LastOrDefault()?.ValAccuracy)} | " +
                       $"{(s is null || s.BestEpoch < 1 ? "-" : s.BestEpoch)} | {r.History.Count} | " +
                       $"{(s is null ? "-" : s.TrainSeconds.ToString("F0", CultureInfo.InvariantCulture) + " s")} | " +
