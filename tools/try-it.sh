@@ -19,7 +19,7 @@ start=$(date +%s)
 export NUGET_HTTP_CACHE_PATH="$work/.nuget-http-cache"
 (cd "$work" && timeout 300 "${net[@]}" bash -euo pipefail try.sh)
 took=$(( $(date +%s) - start ))
-for f in reports/try/curves.png reports/try/accuracy_vs_cost.png reports/try/report.md reports/try/w0.5/confusion.png; do
+for f in reports/try/curves.png reports/try/accuracy_vs_cost.png reports/try/report.md reports/try/notebook-w0.5-s0/confusion.png; do
   [ -s "$work/$f" ] || { echo "try-it: $f is missing" >&2; exit 1; }
 done
 echo "try-it: every command ran, offline=${net[*]:-no}, in ${took} s (limit 300)"

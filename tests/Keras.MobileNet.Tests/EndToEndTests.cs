@@ -217,7 +217,7 @@ public class EndToEndTests
         args[args.IndexOf("0.35") ] = "1,0.5";
         var r = Cli.Run(work, [.. args]);
         Assert.That(r.ExitCode, Is.Zero, r.Err);
-        foreach (var w in new[] { "w1", "w0.5" })
+        foreach (var w in new[] { "notebook-w1-s0", "notebook-w0.5-s0" })
         {
             Assert.That(File.Exists(Path.Combine(sweep, w, "summary.json")), w);
             Assert.That(File.Exists(Path.Combine(sweep, w, "confusion.png")), w);
@@ -226,7 +226,7 @@ public class EndToEndTests
 
         // plot on two runs made by the Train program: every figure and report.md, in under 10 seconds.
         var clock = Stopwatch.StartNew();
-        var plot = Cli.Run(work, "plot", Path.Combine(sweep, "w1"), Path.Combine(sweep, "w0.5"), "--out", Path.Combine(work, "cmp"));
+        var plot = Cli.Run(work, "plot", Path.Combine(sweep, "notebook-w1-s0"), Path.Combine(sweep, "notebook-w0.5-s0"), "--out", Path.Combine(work, "cmp"));
         Assert.That(plot.ExitCode, Is.Zero, plot.Err);
         Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(10)));
         Assert.That(Directory.GetFiles(Path.Combine(work, "cmp")).Select(Path.GetFileName),

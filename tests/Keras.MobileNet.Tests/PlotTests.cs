@@ -80,7 +80,7 @@ public class PlotTests
         using (Check(Path.Combine(dir, "lr.png"), 900, 700)) { }
         using (Check(Path.Combine(dir, "accuracy_vs_cost.png"), 900, 450)) { }
         string md = File.ReadAllText(Path.Combine(dir, "report.md"));
-        Assert.That(md, Does.Contain("| paper | 1 | 2,236,682 | 299,507,072 | 91.00% |"));
+        Assert.That(md, Does.Contain("| paper | 1 | 0 | 2,236,682 | 299,507,072 | 91.00% |"));
         Assert.That(md, Does.Contain("![curves](curves.png)"));
         Assert.That(md, Does.Contain("stopped early: loss became NaN"));
     }
