@@ -50,10 +50,16 @@ public static class Losses
 
 public static class Optimizers
 {
-    /// <summary>AdamW with PyTorch's defaults, except that weight decay is always stated (TorchSharp's default is 0, PyTorch's 0.01).</summary>
+    /// <summary>
+    /// AdamW with PyTorch's defaults, except that weight decay is always stated (TorchSharp's default is 0, PyTorch's
+    /// 0.01). Multi-tensor (one buffer, a few kernels per step: <see cref="MultiTensor.AdamW"/>) unless
+    /// <paramref name="perParameter"/> asks for TorchSharp's own, which loops over the parameter tensors.
+    /// </summary>
     public static Func<IEnumerable<TorchSharp.Modules.Parameter>, optim.Optimizer> AdamW(double lr, double weightDecay,
-        double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8) =>
-        ps => optim.AdamW(ps, lr: lr, beta1: beta1, beta2: beta2, eps: eps, weight_decay: weightDecay);
+        double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, bool perParameter = false) =>
+        perParameter
+            ? ps => optim.AdamW(ps, lr: lr, beta1: beta1, beta2: beta2, eps: eps, weight_decay: weightDecay)
+            : ps => new MultiTensor.AdamW(ps, lr, beta1, beta2, eps, weightDecay);
 }
 
 /// <summary>What Evaluate returns: the notebook's loss (mean of batch means) and accuracy, top-k, and the confusion matrix.</summary>
