@@ -16,8 +16,8 @@ public static class Factories
         _ => throw new ArgumentOutOfRangeException(nameof(act), "a linear unit has no activation module"),
     };
 
-    public static Conv2d Conv(ConvUnit u) =>
-        nn.Conv2d(u.In, u.Out, u.Kernel, stride: u.Stride, padding: u.Padding, groups: u.Groups, bias: u.Bias);
+    /// <summary>A Conv2d (torchvision's parameters and names) that can compute in bf16 (<see cref="MixedConv2d"/>).</summary>
+    public static MixedConv2d Conv(ConvUnit u) => new(u.In, u.Out, u.Kernel, u.Stride, u.Padding, u.Groups, u.Bias);
 
     /// <summary>BatchNorm2d with PyTorch's eps and momentum (<see cref="SafeBatchNorm2d"/>: TorchSharp's, without its Scalar race).</summary>
     public static SafeBatchNorm2d Norm(int channels) =>
@@ -98,7 +98,9 @@ public sealed class MobileNetV2 : nn.Module<Tensor, Tensor>
         using var f = features.forward(x);
         using var pooled = nn.functional.adaptive_avg_pool2d(f, 1);
         using var flat = pooled.flatten(1);
-        return classifier.forward(flat);
+        if (flat.dtype is not (ScalarType.BFloat16 or ScalarType.Float16)) return classifier.forward(flat);
+        using var fp32 = flat.to(ScalarType.Float32); // bf16 features: the classifier (0.01% of the MACs) and the loss stay fp32
+        return classifier.forward(fp32);
     }
 }
 
@@ -112,7 +114,7 @@ public static class Initialization
         {
             switch (m)
             {
-                case Conv2d conv:
+                case Convolution conv:
                     nn.init.kaiming_normal_(conv.weight, mode: nn.init.FanInOut.FanOut, nonlinearity: nn.init.NonlinearityType.ReLU);
                     if (conv.bias is not null) nn.init.zeros_(conv.bias);
                     break;

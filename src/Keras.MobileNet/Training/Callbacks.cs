@@ -234,7 +234,7 @@ public static partial class Checkpoints
         // Host copies, in PyTorch's key order: the file is the same whatever device trained the weights.
         using (torch.NewDisposeScope()) // the detached views and host copies
         {
-            var state = Model.StateDicts.InPyTorchOrder(model).ToDictionary(e => e.Key, e => e.Value.detach().cpu());
+            var state = Model.StateDicts.InPyTorchOrder(model).ToDictionary(e => e.Key, e => e.Value.detach().cpu().contiguous()); // channels-last weights too
             Backend.AtomicFile.Write(path, tmp => Safetensors.SaveStateDict(tmp, state));
         }
     }

@@ -152,12 +152,30 @@ sealed class MetricFold : IDisposable
 /// The Keras-shaped model: Compile, Fit, Evaluate, Predict over a TorchSharp module. Training state the callbacks
 /// may touch (StopTraining, the optimizer's learning rate) is exposed here, as in Keras.
 /// </summary>
-public sealed class KerasModel(nn.Module<Tensor, Tensor> network, Device device, int classes) : IDisposable
+public sealed class KerasModel : IDisposable
 {
     CompileOptions? compiled;
-    public nn.Module<Tensor, Tensor> Network { get; } = network.to(device);
-    public Device Device { get; } = device;
-    public int Classes { get; } = classes;
+
+    /// <summary>
+    /// The network moves to the device and takes its precision and layout here, before Compile makes the optimizer:
+    /// bf16 = convolutions compute in bf16 over fp32 weights (<see cref="Model.MixedConv2d"/>); channels-last = conv
+    /// weights and each batch get NHWC strides (auto: on CUDA only).
+    /// </summary>
+    public KerasModel(nn.Module<Tensor, Tensor> network, Device device, int classes, Model.Precision precision = Model.Precision.Fp32,
+        Model.MemoryFormat memoryFormat = Model.MemoryFormat.Auto)
+    {
+        Network = network.to(device);
+        (Device, Classes, Precision) = (device, classes, precision);
+        MemoryFormat = Model.Layouts.Resolve(memoryFormat, device);
+        Model.Layouts.Apply(Network, precision, MemoryFormat);
+    }
+
+    public nn.Module<Tensor, Tensor> Network { get; }
+    public Model.Precision Precision { get; }
+    /// <summary>Contiguous or ChannelsLast (Auto resolved for the device).</summary>
+    public Model.MemoryFormat MemoryFormat { get; }
+    public Device Device { get; }
+    public int Classes { get; }
     public optim.Optimizer? Optimizer { get; private set; }
     public bool StopTraining { get; set; }
     public string? StopReason { get; set; }
@@ -247,8 +265,11 @@ public sealed class KerasModel(nn.Module<Tensor, Tensor> network, Device device,
     }
 
     /// <summary>Loaders deliver on the device already; tensors given directly (TensorData) may still be elsewhere.</summary>
-    (Tensor X, Tensor Y) OnDevice(Batch b) =>
-        b.Images.device == Device ? (b.Images, b.Labels) : (b.Images.to(Device), b.Labels.to(Device));
+    (Tensor X, Tensor Y) OnDevice(Batch b)
+    {
+        var (x, y) = b.Images.device == Device ? (b.Images, b.Labels) : (b.Images.to(Device), b.Labels.to(Device));
+        return (MemoryFormat == Model.MemoryFormat.ChannelsLast ? Model.Layouts.ChannelsLast(x) : x, y); // inside the step's dispose scope
+    }
 
     /// <summary>eval() and no_grad(): loss (mean of batch means), accuracy, top-k, confusion matrix.</summary>
     public Evaluation Evaluate(IBatchSource data)
@@ -275,9 +296,10 @@ public sealed class KerasModel(nn.Module<Tensor, Tensor> network, Device device,
     {
         Network.eval();
         using var _ = no_grad();
-        using var x = images.to(Device);
-        using var y = Network.forward(x);
-        return y.cpu();
+        using var scope = NewDisposeScope();
+        var x = images.to(Device);
+        var y = Network.forward(MemoryFormat == Model.MemoryFormat.ChannelsLast ? Model.Layouts.ChannelsLast(x) : x);
+        return y.cpu().DetachFromDisposeScope();
     }
 
     public void Dispose()
