@@ -17,7 +17,10 @@ public static class EvaluateCommand
         var json = new Option<bool>("--json") { Description = "Print JSON" };
         var device = new Option<string>("--device") { DefaultValueFactory = _ => "auto" };
         var batch = new Option<int?>("--batch-size") { Description = "Default: the run's batch size" };
-        var cmd = new Command("evaluate", "Top-1, top-5, per-class accuracy, confusion matrix and loss of a checkpoint") { checkpoint, weights, data, json, device, batch };
+        var precision = App.PrecisionOption();
+        var memoryFormat = App.MemoryFormatOption();
+        var cmd = new Command("evaluate", "Top-1, top-5, per-class accuracy, confusion matrix and loss of a checkpoint")
+            { checkpoint, weights, data, json, device, batch, precision, memoryFormat };
         cmd.SetAction(p => App.Guard(p, () =>
         {
             if ((p.GetValue(checkpoint) is null) == (p.GetValue(weights) is null))
@@ -41,7 +44,7 @@ public static class EvaluateCommand
             int batchSize = p.GetValue(batch) ?? run?.BatchSize ?? 64;
             if (batchSize < 1) throw new ArgumentException("--batch-size must be at least 1");
             var dev = TorchRuntime.ResolveDevice(p.GetValue(device)!);
-            var result = Evaluate(card, net, root, dev, batchSize);
+            var result = Evaluate(card, net, root, dev, batchSize, p.GetValue(precision), p.GetValue(memoryFormat));
             if (p.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(ToJson(card, result), Files.Json));
             else Print(card, result);
             return 0;
@@ -57,12 +60,13 @@ public static class EvaluateCommand
         return File.Exists(opts) ? Files.ReadJson<TrainOptions>(opts, t => t.Data is null ? "data is missing" : null) : null;
     }
 
-    public static Evaluation Evaluate(ModelCard card, Model.MobileNetV2 net, string root, TorchSharp.torch.Device device, int batchSize)
+    public static Evaluation Evaluate(ModelCard card, Model.MobileNetV2 net, string root, TorchSharp.torch.Device device, int batchSize,
+        Model.Precision precision = Model.Precision.Fp32, Model.MemoryFormat memoryFormat = Model.MemoryFormat.Auto)
     {
         var val = ImageFolder.Scan(root, "val", card.ClassFolders);
         var ds = InMemoryDataset.Build(val, new ValTransform(TransformConfig.For(card.ImageSize, card.Mean, card.Std)),
             new BadImageLog { OnWarning = Console.Error.WriteLine }, Environment.ProcessorCount);
-        using var model = new KerasModel(net, device, card.Classes);
+        using var model = new KerasModel(net, device, card.Classes, precision, memoryFormat);
         return model.Evaluate(new DataLoader(ds, batchSize, false, 0, Environment.ProcessorCount, device));
     }
 

@@ -18,7 +18,9 @@ public static class PredictCommand
         var images = new Argument<string[]>("images") { Description = "Image files", Arity = ArgumentArity.OneOrMore };
         var top = new Option<int>("--top") { Description = "How many classes to show", DefaultValueFactory = _ => 5 };
         var json = new Option<bool>("--json") { Description = "Print JSON (with raw logits)" };
-        var cmd = new Command("predict", "Class probabilities for images") { checkpoint, onnx, weights, data, images, top, json };
+        var precision = App.PrecisionOption();
+        var memoryFormat = App.MemoryFormatOption();
+        var cmd = new Command("predict", "Class probabilities for images") { checkpoint, onnx, weights, data, images, top, json, precision, memoryFormat };
         cmd.SetAction(p => App.Guard(p, () =>
         {
             int k = p.GetValue(top);
@@ -38,7 +40,7 @@ public static class PredictCommand
                 var (card, net) = p.GetValue(weights) is string w
                     ? Pretrained.Build(w, p.GetValue(data)!, log: Console.Error.WriteLine)
                     : Runner.LoadCheckpoint(p.GetValue(checkpoint)!);
-                using var model = new KerasModel(net, CPU, card.Classes);
+                using var model = new KerasModel(net, CPU, card.Classes, p.GetValue(precision), p.GetValue(memoryFormat));
                 using var x = tensor(Predictions.Preprocess(files, card), [files.Length, 3, card.ImageSize, card.ImageSize]);
                 using var logits = model.Predict(x);
                 results = Predictions.Top(files, logits.data<float>().ToArray(), card, k);

@@ -33,6 +33,8 @@ public static class TrainCommand
         var seeds = Opt<string?>("--seeds", "Seeds of a sweep: 0,1,2 trains every width with each (runs <out>/<arch>-w<width>-s<seed>)", null);
         var taskIndex = Opt<int?>("--task-index", "Train only this cell of the width x seed grid (default: $SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX when set)", null);
         var device = Opt("--device", "auto, cpu or cuda", d.Device);
+        var precision = App.PrecisionOption();
+        var memoryFormat = App.MemoryFormatOption();
         var workers = Opt("--workers", "Threads preparing batches", d.Workers);
         var inMemory = Opt("--in-memory", "Decode every image once and keep it (true) or stream from disk (false)", d.InMemory);
         var outDir = Opt<string?>("--out", "Run folder (default reports/<time>-<arch>-w<width>), or a sweep's folder of runs", null);
@@ -48,7 +50,7 @@ public static class TrainCommand
         var throttle = Opt("--throttle-ms", "Sleep after each batch (for interruption tests)", 0);
         throttle.Hidden = true;
         var options = new Option[] { width, arch, dataset, size, data, baseUrl, imageSize, epochs, batch, lr, minLr, wd, ls, schedule,
-            warmup, patience, seed, seeds, taskIndex, device, workers, inMemory, outDir, resume, tb, dropout, weights, unfreezeEpoch, unfreezeFrom, bnMode, fineTuneLr, estimateOnly, throttle };
+            warmup, patience, seed, seeds, taskIndex, device, precision, memoryFormat, workers, inMemory, outDir, resume, tb, dropout, weights, unfreezeEpoch, unfreezeFrom, bnMode, fineTuneLr, estimateOnly, throttle };
         foreach (var o in options) root.Options.Add(o);
 
         Read = p => new TrainOptions
@@ -59,6 +61,7 @@ public static class TrainCommand
                 LabelSmoothing = p.GetValue(ls), Schedule = p.GetValue(schedule)!, WarmupEpochs = p.GetValue(warmup),
                 EarlyStoppingPatience = p.GetValue(patience), Seed = p.GetValue(seed),
                 Seeds = p.GetValue(seeds) is string ss ? ParseSeeds(ss) : null, TaskIndex = p.GetValue(taskIndex), Device = p.GetValue(device)!,
+                Precision = p.GetValue(precision), MemoryFormat = p.GetValue(memoryFormat),
                 Workers = p.GetValue(workers), InMemory = p.GetValue(inMemory), Out = p.GetValue(outDir), Resume = p.GetValue(resume),
                 TensorBoard = p.GetValue(tb), Dropout = p.GetValue(dropout), Weights = p.GetValue(weights), UnfreezeEpoch = p.GetValue(unfreezeEpoch), UnfreezeFrom = p.GetValue(unfreezeFrom),
                 BnMode = p.GetValue(bnMode)!, FineTuneLr = p.GetValue(fineTuneLr), ThrottleMs = p.GetValue(throttle),

@@ -67,6 +67,16 @@ public sealed class PrecisionTests() : WithTempDir("km-precision-")
         var h = b.Fit(Data(), 3);
         Assert.That(h.Epochs[^1].Logs["loss"], Is.LessThan(h.Epochs[0].Logs["loss"]), "it trains");
         Assert.That(Layouts.IsChannelsLast(convWeight), "still channels-last after the optimizer's steps");
+        // Its optimizer state file is TorchSharp's (dense NCHW moments): a contiguous run and a channels-last run read it.
+        string opt = Path.Combine(dir, "cl.optimizer.bin");
+        Checkpoints.SaveOptimizer(b.Optimizer!, opt);
+        using var readContiguous = Model(Precision.Fp32, MemoryFormat.Contiguous, perParameter: true);
+        Checkpoints.LoadOptimizer(readContiguous.Optimizer!, opt);
+        using var readChannelsLast = Model(Precision.Fp32, MemoryFormat.ChannelsLast);
+        Checkpoints.LoadOptimizer(readChannelsLast.Optimizer!, opt);
+        foreach (var reader in new[] { readContiguous, readChannelsLast })
+            Assert.That(((TorchSharp.Modules.OptimizerHelper)reader.Optimizer!).state_dict().State.Zip(((TorchSharp.Modules.OptimizerHelper)b.Optimizer!).state_dict().State).All(p => p.First.ApproximatelyEquals(p.Second)),
+                "moments and steps read back, element by element");
         Checkpoints.Save(b.Network, Path.Combine(dir, "cl.safetensors"));
         using var c = Model(Precision.Fp32, MemoryFormat.Contiguous);
         Checkpoints.Load(c.Network, Path.Combine(dir, "cl.safetensors"));

@@ -221,13 +221,26 @@ public sealed class ModelCheckpoint(string dir, Action<int, Logs, bool>? onSaved
             BestEpoch = epoch + 1;
             Checkpoints.Save(Model.Network, Path.Combine(dir, "best.safetensors"));
         }
-        Backend.AtomicFile.Write(Path.Combine(dir, "optimizer.bin"), ((TorchSharp.Modules.OptimizerHelper)Model.Optimizer!).save_state_dict);
+        Backend.AtomicFile.Write(Path.Combine(dir, "optimizer.bin"), tmp => Checkpoints.SaveOptimizer(Model.Optimizer!, tmp));
         onSaved?.Invoke(epoch, logs, best);
     }
 }
 
 public static partial class Checkpoints
 {
+    /// <summary>The optimizer's state file (TorchSharp's format), whatever the layout of the multi-tensor AdamW's buffer.</summary>
+    public static void SaveOptimizer(torch.optim.Optimizer optimizer, string path)
+    {
+        if (optimizer is MultiTensor.AdamW multi) multi.SaveState(path);
+        else ((TorchSharp.Modules.OptimizerHelper)optimizer).save_state_dict(path);
+    }
+
+    public static void LoadOptimizer(torch.optim.Optimizer optimizer, string path)
+    {
+        if (optimizer is MultiTensor.AdamW multi) multi.LoadState(path);
+        else ((TorchSharp.Modules.OptimizerHelper)optimizer).load_state_dict(path);
+    }
+
     /// <summary>Writes the state dict (torchvision key names) as safetensors, via a temp file.</summary>
     public static void Save(torch.nn.Module model, string path)
     {
@@ -341,6 +354,7 @@ public static class Files
     {
         WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) }, // "bf16", "channels_last"
     };
 
     /// <summary>Write to a temp name, then rename: a reader never sees half a file.</summary>

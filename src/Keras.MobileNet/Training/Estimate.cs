@@ -31,11 +31,12 @@ public static class Estimate
     /// checkpoint write. Random input: a step costs the same whatever the pixels are. (Between passes Fit hands memory
     /// back to the system; steps timed across passes would pay page faults that an epoch pays once.)
     /// </summary>
-    public static StepCost Probe(NetworkSpec spec, Device device, int batch, int imageSize)
+    public static StepCost Probe(NetworkSpec spec, Device device, int batch, int imageSize,
+        Model.Precision precision = Model.Precision.Fp32, Model.MemoryFormat memoryFormat = Model.MemoryFormat.Auto)
     {
         // Each object has one owner (no dispose scope around the model: its parameters and optimizer state would then
         // have two, the scope and the model).
-        using var model = new KerasModel(Factories.MobileNetV2(spec), device, spec.Classes);
+        using var model = new KerasModel(Factories.MobileNetV2(spec), device, spec.Classes, precision, memoryFormat);
         model.Compile(new CompileOptions(Optimizers.AdamW(1e-3, 0), Losses.CrossEntropy(0.1)));
         using var x = randn(batch, 3, imageSize, imageSize, device: device);
         using var y = randint(0, spec.Classes, [batch], device: device);
@@ -49,7 +50,7 @@ public static class Estimate
         {
             var clock = Stopwatch.StartNew();
             Checkpoints.Save(model.Network, Path.Combine(dir, "w.safetensors"));
-            ((TorchSharp.Modules.OptimizerHelper)model.Optimizer!).save_state_dict(Path.Combine(dir, "o.bin"));
+            Checkpoints.SaveOptimizer(model.Optimizer!, Path.Combine(dir, "o.bin"));
             return new StepCost(spec.Width, train, eval, 2 * clock.Elapsed.TotalSeconds); // last + best
         }
         finally { Directory.Delete(dir, true); }

@@ -138,6 +138,38 @@ public sealed class AdamW : TorchSharp.Modules.AdamW
         p.addcdiv_(m, denom, stepSize);
     }
 
+    /// <summary>
+    /// Runs a save or load of the state file with the moments as dense NCHW tensors (TorchSharp's file format writes and
+    /// reads raw bytes, which channels-last views do not have in NCHW order), then puts the values back into the buffer.
+    /// </summary>
+    void WithDenseState(Action io)
+    {
+        var views = states.Select(s => (s.exp_avg, s.exp_avg_sq)).ToArray();
+        for (int i = 0; i < states.Length; i++)
+            if (!views[i].exp_avg.is_contiguous())
+                (states[i].exp_avg, states[i].exp_avg_sq) = (views[i].exp_avg.contiguous(), views[i].exp_avg_sq.contiguous());
+        try { io(); }
+        finally
+        {
+            using var _ = no_grad();
+            for (int i = 0; i < states.Length; i++)
+            {
+                if (ReferenceEquals(states[i].exp_avg, views[i].exp_avg)) continue;
+                views[i].exp_avg.copy_(states[i].exp_avg);
+                views[i].exp_avg_sq.copy_(states[i].exp_avg_sq);
+                states[i].exp_avg.Dispose();
+                states[i].exp_avg_sq.Dispose();
+                (states[i].exp_avg, states[i].exp_avg_sq) = views[i];
+            }
+        }
+    }
+
+    /// <summary>Writes the state in TorchSharp's AdamW format (what <c>save_state_dict</c> writes for contiguous parameters).</summary>
+    public void SaveState(string path) => WithDenseState(() => save_state_dict(path));
+
+    /// <summary>Reads a state file of TorchSharp's AdamW format into the buffer.</summary>
+    public void LoadState(string path) => WithDenseState(() => load_state_dict(path));
+
     protected override void Dispose(bool disposing)
     {
         if (disposing)

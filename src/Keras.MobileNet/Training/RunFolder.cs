@@ -83,7 +83,7 @@ public sealed class RunFolder : IDisposable
         foreach (var f in new[] { weights, opt })
             if (!File.Exists(f)) throw new UserError($"{f} is missing: the run folder was changed by hand (--resume needs epoch {s.CompletedEpochs}'s weights and optimizer state)");
         Checkpoints.Load(network, weights);
-        try { ((TorchSharp.Modules.OptimizerHelper)optimizer).load_state_dict(opt); }
+        try { Checkpoints.LoadOptimizer(optimizer, opt); }
         catch (Exception e) when (e is not (OutOfMemoryException or UserError))
         {
             throw new UserError($"{opt} is not a readable optimizer state ({e.Message.Split('\n')[0]})");
@@ -100,7 +100,7 @@ public sealed class RunFolder : IDisposable
         string weights = $"checkpoints/epoch-{next.CompletedEpochs:D4}.safetensors";
         string opt = $"checkpoints/epoch-{next.CompletedEpochs:D4}.optimizer.bin";
         Checkpoints.Save(network, P(weights));
-        AtomicFile.Write(P(opt), ((TorchSharp.Modules.OptimizerHelper)optimizer).save_state_dict);
+        AtomicFile.Write(P(opt), tmp => Checkpoints.SaveOptimizer(optimizer, tmp));
         var state = next with { Weights = weights, Optimizer = opt, BestWeights = isBest ? weights : next.BestWeights };
         WriteState(state);
         Publish(state);

@@ -33,6 +33,8 @@ public sealed record TrainOptions
     /// <summary>Run only this cell of the sweep grid (else SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX when set).</summary>
     public int? TaskIndex { get; init; }
     public string Device { get; init; } = "auto";
+    public Model.Precision Precision { get; init; } = Model.Precision.Fp32;
+    public Model.MemoryFormat MemoryFormat { get; init; } = Model.MemoryFormat.Auto;
     public int Workers { get; init; } = Environment.ProcessorCount;
     public bool InMemory { get; init; } = true;
     public string? Out { get; init; }
@@ -202,7 +204,7 @@ public static class Runner
         var shape = new RunShape(trainImages, valImages, o.BatchSize, o.Epochs, o.ImageSize);
         int classes = 10;
         var costs = o.Widths.Select(w => Estimate.Probe(MobileNetV2Spec.Build(MobileNetV2Spec.ParsePreset(o.Arch), w, classes, o.Dropout),
-            device, o.BatchSize, o.ImageSize)).ToList();
+            device, o.BatchSize, o.ImageSize, o.Precision, o.MemoryFormat)).ToList();
         foreach (var line in Estimate.Lines(shape, costs, device.ToString(), runsPerWidth)) log(line);
         double total = Estimate.WholeSeconds(shape, costs) * runsPerWidth;
         if (device.type == TorchSharp.DeviceType.CPU && Estimate.Shorter(total, 3600, o.ImageSize, o.Epochs) is var (size, epochs))
@@ -296,7 +298,7 @@ public static class Runner
         log($"{folder}: MobileNetV2 {o.Arch} width {width}, {counts.Trainable:N0} trainable params, {counts.Macs:N0} MACs, device {device}");
 
         manual_seed(o.Seed); // initialisation is a function of the seed too
-        using var model = new KerasModel(Factories.MobileNetV2(spec), device, spec.Classes) { Seed = o.Seed };
+        using var model = new KerasModel(Factories.MobileNetV2(spec), device, spec.Classes, o.Precision, o.MemoryFormat) { Seed = o.Seed };
         model.Compile(new CompileOptions(Optimizers.AdamW(o.Lr, o.WeightDecay), Losses.CrossEntropy(o.LabelSmoothing)));
         if (state.CompletedEpochs > 0)
         {
