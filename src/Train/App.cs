@@ -71,7 +71,8 @@ public static class App
         }),
     };
 
-    static T Choice<T>(ArgumentResult r, Dictionary<string, T> values)
+    /// <summary>One of a few words, case-insensitive; anything else is a one-line usage error naming the choices.</summary>
+    public static T Choice<T>(ArgumentResult r, Dictionary<string, T> values)
     {
         string text = r.Tokens.Count > 0 ? r.Tokens[^1].Value : "";
         if (values.TryGetValue(text.ToLowerInvariant(), out var v)) return v;

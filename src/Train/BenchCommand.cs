@@ -37,8 +37,17 @@ public static class BenchCommand
         var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 3 };
         var minSeconds = new Option<double>("--min-seconds") { Description = "Each timing runs at least this long", DefaultValueFactory = _ => 0.5 };
         var json = new Option<bool>("--json");
-        var train = new Command("train", "Train-step and inference images/s: ours vs TorchVision.NET mobilenet_v2, same process")
-            { device, widths, batch, size, steps, warmup, minSeconds, json };
+        var precision = App.PrecisionOption();
+        var memoryFormat = App.MemoryFormatOption();
+        var perParam = new Option<bool>("--optimizer")
+        {
+            Description = "Our AdamW: multi (one buffer, a few kernels per step) or per-param (TorchSharp's loop)", DefaultValueFactory = _ => false,
+            CustomParser = r => App.Choice(r, new Dictionary<string, bool> { ["multi"] = false, ["per-param"] = true }),
+            Arity = ArgumentArity.ExactlyOne,
+        };
+        var train = new Command("train", "Train-step and inference images/s: ours (with --precision, --memory-format, --optimizer) vs " +
+                                         "TorchVision.NET mobilenet_v2 (fp32, NCHW, TorchSharp's AdamW), same process; and where our step's time goes")
+            { device, widths, batch, size, steps, warmup, minSeconds, json, precision, memoryFormat, perParam };
         train.SetAction(p => App.Guard(p, () =>
         {
             var dev = TorchRuntime.ResolveDevice(p.GetValue(device)!);
@@ -47,11 +56,16 @@ public static class BenchCommand
                 throw new ArgumentException("--batch-size and --steps must be >= 1, --warmup >= 0");
             Data.TransformConfig.For(p.GetValue(size)); // the image size rule of training
             var r = TrainBench.Run(dev, ws, p.GetValue(batch), p.GetValue(size), p.GetValue(steps), p.GetValue(warmup),
-                (w, c) => TorchSharp.torchvision.models.mobilenet_v2(num_classes: c, width_mult: w), Console.Error.WriteLine, p.GetValue(minSeconds));
+                (w, c) => TorchSharp.torchvision.models.mobilenet_v2(num_classes: c, width_mult: w), Console.Error.WriteLine, p.GetValue(minSeconds),
+                new OursConfig(p.GetValue(precision), p.GetValue(memoryFormat), PerParameterAdamW: p.GetValue(perParam)));
             if (p.GetValue(json)) Print(new { result = r, ratios = r.Ratios().Select(x => new { x.Width, train = x.TrainRatio, inference = x.InferRatio }) });
             else
             {
+                Console.WriteLine($"ours: {r.Config!.Precision.ToString().ToLowerInvariant()}, {r.Config.MemoryFormat}, {(r.Config.PerParameterAdamW ? "per-parameter" : "multi-tensor")} AdamW");
                 foreach (var (w, tr, inf) in r.Ratios()) Console.WriteLine($"width {w}: ours/baseline train {tr:F3}x, inference {inf:F3}x");
+                foreach (var b in r.Breakdown!)
+                    Console.WriteLine($"width {b.Width}: our step {b.StepMs:F1} ms = forward {b.ForwardMs:F1} + backward {b.BackwardMs:F1} + optimizer {b.OptimizerMs:F1}; " +
+                                      $"host issues a step in {b.HostSubmitMs:F1} ms");
                 Console.WriteLine($"peak working set {r.PeakWorkingSetBytes / 1e6:F0} MB" + (r.PeakDeviceBytes is long d ? $", peak device memory used {d / 1e9:F2} GB" : ""));
             }
             return 0;
