@@ -39,15 +39,17 @@ public static class BenchCommand
         var json = new Option<bool>("--json");
         var precision = App.PrecisionOption();
         var memoryFormat = App.MemoryFormatOption();
-        var perParam = new Option<bool>("--optimizer")
+        var optimizer = new Option<string>("--optimizer")
         {
-            Description = "Our AdamW: multi (one buffer, a few kernels per step) or per-param (TorchSharp's loop)", DefaultValueFactory = _ => false,
-            CustomParser = r => App.Choice(r, new Dictionary<string, bool> { ["multi"] = false, ["per-param"] = true }),
-            Arity = ArgumentArity.ExactlyOne,
+            Description = "Our AdamW: multi (one buffer, a few kernels per step) or per-param (TorchSharp's loop)", DefaultValueFactory = _ => "multi",
         };
+        optimizer.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<string>() is var v && v is not ("multi" or "per-param")) r.AddError($"--optimizer must be multi or per-param, not '{v}'");
+        });
         var train = new Command("train", "Train-step and inference images/s: ours (with --precision, --memory-format, --optimizer) vs " +
                                          "TorchVision.NET mobilenet_v2 (fp32, NCHW, TorchSharp's AdamW), same process; and where our step's time goes")
-            { device, widths, batch, size, steps, warmup, minSeconds, json, precision, memoryFormat, perParam };
+            { device, widths, batch, size, steps, warmup, minSeconds, json, precision, memoryFormat, optimizer };
         train.SetAction(p => App.Guard(p, () =>
         {
             var dev = TorchRuntime.ResolveDevice(p.GetValue(device)!);
@@ -57,7 +59,7 @@ public static class BenchCommand
             Data.TransformConfig.For(p.GetValue(size)); // the image size rule of training
             var r = TrainBench.Run(dev, ws, p.GetValue(batch), p.GetValue(size), p.GetValue(steps), p.GetValue(warmup),
                 (w, c) => TorchSharp.torchvision.models.mobilenet_v2(num_classes: c, width_mult: w), Console.Error.WriteLine, p.GetValue(minSeconds),
-                new OursConfig(p.GetValue(precision), p.GetValue(memoryFormat), PerParameterAdamW: p.GetValue(perParam)));
+                new OursConfig(p.GetValue(precision), p.GetValue(memoryFormat), PerParameterAdamW: p.GetValue(optimizer) == "per-param"));
             if (p.GetValue(json)) Print(new { result = r, ratios = r.Ratios().Select(x => new { x.Width, train = x.TrainRatio, inference = x.InferRatio }) });
             else
             {
