@@ -81,8 +81,10 @@ public static class BenchCommand
         var eEpochs = new Option<int>("--epochs") { Description = "Epochs through the pipeline (memory check: 5)", DefaultValueFactory = _ => 1 };
         var eWorkers = new Option<int>("--workers") { DefaultValueFactory = _ => Environment.ProcessorCount };
         var eJson = new Option<bool>("--json");
+        var ePrecision = App.PrecisionOption();
+        var eFormat = App.MemoryFormatOption();
         var epoch = new Command("epoch", "One real epoch through the pipeline vs the same steps on pre-made tensors")
-            { eDevice, eWidth, eBatch, eImages, eEpochs, eWorkers, eJson };
+            { eDevice, eWidth, eBatch, eImages, eEpochs, eWorkers, eJson, ePrecision, eFormat };
         epoch.SetAction(p => App.Guard(p, () =>
         {
             if (new[] { eBatch, eImages, eEpochs, eWorkers }.FirstOrDefault(o => p.GetValue(o) < 1) is { } bad)
@@ -90,7 +92,7 @@ public static class BenchCommand
             Architecture.MobileNetV2Spec.Validate(p.GetValue(eWidth), 10);
             var dev = TorchRuntime.ResolveDevice(p.GetValue(eDevice)!);
             var r = EpochBench.Run(dev, p.GetValue(eWidth), p.GetValue(eBatch), p.GetValue(eImages), p.GetValue(eEpochs), p.GetValue(eWorkers),
-                log: Console.Error.WriteLine);
+                log: Console.Error.WriteLine, precision: p.GetValue(ePrecision), memoryFormat: p.GetValue(eFormat));
             if (p.GetValue(eJson)) Print(r);
             else Console.WriteLine($"pipeline epoch / pure steps = {r.Ratio:F3} ({r.PipelineEpochSeconds:F2} s vs {r.PureStepSeconds:F2} s)");
             return 0;

@@ -24,7 +24,7 @@ public sealed record EpochBenchResult(string Device, double Width, int Batch, in
 public static class EpochBench
 {
     public static EpochBenchResult Run(Device device, double width, int batch, int images, int epochs, int workers, int imageSize = 224,
-        Action<string>? log = null)
+        Action<string>? log = null, Precision precision = Precision.Fp32, MemoryFormat memoryFormat = MemoryFormat.Auto)
     {
         string root = Directory.CreateTempSubdirectory("km-epoch").FullName;
         try
@@ -34,7 +34,7 @@ public static class EpochBench
             var ds = InMemoryDataset.Build(ImageFolder.Scan(root, "train"), new TrainTransform(cfg), new BadImageLog(), workers);
             var loader = new DataLoader(ds, batch, shuffle: true, seed: 0, workers, device);
             manual_seed(0);
-            using var model = new KerasModel(Factories.MobileNetV2(MobileNetV2Spec.Build(Preset.Paper, width, 10)), device, 10);
+            using var model = new KerasModel(Factories.MobileNetV2(MobileNetV2Spec.Build(Preset.Paper, width, 10)), device, 10, precision, memoryFormat);
             model.Compile(new CompileOptions(Optimizers.AdamW(1e-3, 0), Losses.CrossEntropy(0.1)));
             int steps = loader.BatchesPerEpoch;
             using var sampler = new Measure.PeakSampler(device.type == DeviceType.CUDA);
