@@ -61,7 +61,7 @@ public static class TrainBench
             using (no_grad())
                 (inferA, inferB) = Paired(() => InferStep(a, xa), () => InferStep(b, x), batch, device, warmup, pairs, minSeconds);
             a.train();
-            breakdown.Add(Breakdown(a, optA, xa, y, device, w, Math.Max(pairs, 5)));
+            breakdown.Add(Breakdown(a, optA, xa, y, device, w, Math.Clamp(pairs / 2, 3, 10)));
             var o = new StepResult("ours", w, batch, imageSize, trainA, inferA);
             var t = new StepResult("torchvision", w, batch, imageSize, trainB, inferB);
             ours.Add(o);
