@@ -60,19 +60,13 @@ public class SeedStatisticsTests
         var panel = CostFigure.Plot(RunGroup.Of(Runs()), new FigureSize()).GetPlot(0);
         var bar = panel.GetPlottables<ScottPlot.Plottables.ErrorBar>().Single();
         Assert.That((bar.Ys.Single(), bar.YErrorPositive!.Single()), Is.EqualTo((70.0, 10.0)).Within(1e-9));
-        Assert.That(panel.GetPlottables<ScottPlot.Plottables.Text>().Select(t => t.LabelText),
-            Is.EquivalentTo(new[] { "Width-1  80.0%", "Width-0.5 (3 seeds)  70.0 ± 10.0%" }));
+        Assert.That(panel.GetPlottables<ScottPlot.Plottables.Marker>().Select(t => t.LegendText),
+            Is.EquivalentTo(new[] { "Width-1: 80.0%", "Width-0.5 (3 seeds): 70.0 ± 10.0%" }), "each point named in the legend, none beside a point");
+        Assert.That(panel.GetPlottables<ScottPlot.Plottables.Text>(), Is.Empty);
         Assert.That(panel.Axes.GetLimits().Top, Is.LessThanOrEqualTo(100));
         var one = CostFigure.Plot(RunGroup.Of([Run(1.0, 0, 0.995, [0.995])]), new FigureSize()).GetPlot(0);
         Assert.That(one.GetPlottables<ScottPlot.Plottables.ErrorBar>(), Is.Empty);
         Assert.That(one.Axes.GetLimits().Top, Is.LessThanOrEqualTo(100), "a point at 99.5% leaves the axis at 100%, not above");
-    }
-
-    [Test]
-    public void Labels_of_points_at_one_height_do_not_both_sit_above()
-    {
-        var above = CostFigure.LabelsAbove([(1.0, 80.0), (2.0, 80.2), (3.0, 70.0), (4.0, 99.0)], 60, 100, gap: 3);
-        Assert.That(above, Is.EqualTo(new[] { false, true, true, false }), "80.2 above, 80.0 below it; 99 is in the top eighth");
     }
 
     [Test]

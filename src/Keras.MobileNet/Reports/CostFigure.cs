@@ -15,25 +15,6 @@ public static class CostFigure
         return front;
     }
 
-    /// <summary>
-    /// Where each label goes: above its point (true) or below it. A label goes below when the point is in the top
-    /// eighth of the axis or when the label of a point at nearly the same height (within <paramref name="gap"/>)
-    /// already sits above, so labels of points at one height never overlap.
-    /// </summary>
-    public static bool[] LabelsAbove(IReadOnlyList<(double X, double Y)> points, double yMin, double yMax, double gap)
-    {
-        var above = new bool[points.Count];
-        var placed = new List<(double X, double Y, bool Above)>();
-        foreach (int i in Enumerable.Range(0, points.Count).OrderByDescending(i => points[i].Y))
-        {
-            bool nearTop = points[i].Y > yMax - (yMax - yMin) / 8;
-            bool crowded = placed.Any(p => p.Above && Math.Abs(p.Y - points[i].Y) < gap);
-            above[i] = !nearTop && !crowded;
-            placed.Add((points[i].X, points[i].Y, above[i]));
-        }
-        return above;
-    }
-
     public static void Draw(IReadOnlyList<RunData> runs, string path, FigureSize size)
     {
         var mp = Plot(RunGroup.Of(runs), size);
@@ -60,11 +41,10 @@ public static class CostFigure
                 var line = plot.Add.ScatterLine(front.Select(p => p.Cost).ToArray(), front.Select(p => p.Accuracy).ToArray());
                 line.LinePattern = LinePattern.Dashed;
                 line.Color = Colors.Gray;
+                line.LegendText = "efficient frontier";
             }
             bool seeds = pts.Any(p => p.Stat.N > 1);
-            double lo = pts.Count == 0 ? 0 : pts.Min(p => (p.Stat.Mean - p.Stat.Sd) * 100), hi = pts.Count == 0 ? 100 : pts.Max(p => (p.Stat.Mean + p.Stat.Sd) * 100);
-            var above = LabelsAbove(pts.Select(p => (p.Cost, p.Stat.Mean * 100)).ToList(), lo, hi, gap: Math.Max(hi - lo, 1) * 0.08);
-            double maxCost = pts.Count == 0 ? 1 : pts.Max(p => p.Cost);
+            // Each point is named in the legend, not beside it: text next to points overlapped other points and labels.
             for (int i = 0; i < pts.Count; i++)
             {
                 var (cost, stat, label) = pts[i];
@@ -75,27 +55,16 @@ public static class CostFigure
                     bar.Color = color;
                     bar.LineWidth = 2;
                 }
-                plot.Add.Marker(cost, stat.Mean * 100, MarkerShape.FilledCircle, 12, color);
-                string text = stat.N > 1 ? $"{label}  {stat.Mean * 100:F1} ± {stat.Sd * 100:F1}%" : $"{label}  {stat.Mean * 100:F1}%";
-                var t = plot.Add.Text(text, cost, stat.Mean * 100);
-                t.LabelFontSize = 14;
-                // Labels of points in the right half go to their left, so none runs off the panel.
-                bool right = cost > 0.6 * maxCost;
-                t.LabelAlignment = (right, above[i]) switch
-                {
-                    (true, true) => Alignment.LowerRight, (true, false) => Alignment.UpperRight,
-                    (false, true) => Alignment.LowerLeft, (false, false) => Alignment.UpperLeft,
-                };
-                t.OffsetX = right ? -8 : 8;
-                t.OffsetY = above[i] ? -6 : 6;
+                var marker = plot.Add.Marker(cost, stat.Mean * 100, MarkerShape.FilledCircle, 12, color);
+                marker.LegendText = stat.N > 1 ? $"{label}: {stat.Mean * 100:F1} ± {stat.Sd * 100:F1}%" : $"{label}: {stat.Mean * 100:F1}%";
             }
+            if (pts.Count > 0) plot.ShowLegend(Alignment.LowerRight);
             if (pts.Count == 0) plot.Add.Annotation("no run has a validation accuracy", Alignment.MiddleCenter);
-            plot.Title((panel == 0 ? "Best val accuracy vs parameters" : "Best val accuracy vs MACs") +
-                       (seeds ? " (mean ± sd over seeds)" : "") + (front.Count > 1 ? (seeds ? ", dashed: frontier" : " (dashed: efficient frontier)") : ""));
+            plot.Title((panel == 0 ? "Best val accuracy vs parameters" : "Best val accuracy vs MACs") + (seeds ? " (mean ± sd)" : ""));
             plot.XLabel(panel == 0 ? "parameters (millions)" : "MACs per image (millions)");
             plot.YLabel("best val accuracy (%)");
             plot.Axes.AutoScale();
-            plot.Axes.Margins(0.15, 0.2); // room for the point labels
+            plot.Axes.Margins(0.1, 0.15);
             Figures.CapAt(plot, 100);
         }
         return mp;
