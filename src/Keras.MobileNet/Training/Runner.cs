@@ -286,8 +286,12 @@ public static class Runner
         else if (stored is not null)
             throw new UserError($"{folder} already holds a run; use --resume to continue it or another --out");
         else run.Sweep(null);
-        var card = new ModelCard(o.Arch, width, data.ClassFolders.Length, data.ClassFolders, data.ClassNames, o.ImageSize,
-            data.Transform.Mean, data.Transform.Std, o.Dropout ?? (o.Arch == "paper" ? 0.2 : 0.0));
+        // The preset's name as the spec knows it, and its dropout unless --dropout says otherwise (the spec is the one
+        // place that knows the default: before, "--arch Paper" missed a case-sensitive comparison here and got 0).
+        var preset = MobileNetV2Spec.ParsePreset(o.Arch);
+        double dropout = MobileNetV2Spec.Build(preset, width, data.ClassFolders.Length, o.Dropout).Dropout;
+        var card = new ModelCard(preset.ToString().ToLowerInvariant(), width, data.ClassFolders.Length, data.ClassFolders, data.ClassNames, o.ImageSize,
+            data.Transform.Mean, data.Transform.Std, dropout);
         var spec = card.Spec();
         var counts = Counts.Of(spec, o.ImageSize, o.ImageSize);
         if (!o.Resume)
