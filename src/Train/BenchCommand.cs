@@ -42,11 +42,8 @@ public static class BenchCommand
         var optimizer = new Option<string>("--optimizer")
         {
             Description = "Our AdamW: multi (one buffer, a few kernels per step) or per-param (TorchSharp's loop)", DefaultValueFactory = _ => "multi",
+            CustomParser = r => App.Choice(r, new Dictionary<string, string> { ["multi"] = "multi", ["per-param"] = "per-param" }),
         };
-        optimizer.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<string>() is var v && v is not ("multi" or "per-param")) r.AddError($"--optimizer must be multi or per-param, not '{v}'");
-        });
         var train = new Command("train", "Train-step and inference images/s: ours (with --precision, --memory-format, --optimizer) vs " +
                                          "TorchVision.NET mobilenet_v2 (fp32, NCHW, TorchSharp's AdamW), same process; and where our step's time goes")
             { device, widths, batch, size, steps, warmup, minSeconds, json, precision, memoryFormat, optimizer };

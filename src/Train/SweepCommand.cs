@@ -146,7 +146,7 @@ public static class SweepCommand
         cmd.SetAction(p => App.Guard(p, () =>
         {
             var grid = Grid(p, g);
-            var missing = grid.Cells.Where(c => !File.Exists(Path.Combine(c.Folder, "summary.json"))).ToList();
+            var missing = grid.Cells.Where(c => Runner.Completed(c.Folder) is null).ToList();
             if (missing.Count > 0)
                 throw new UserError($"{missing.Count} of {grid.Count} cells are not complete, first {missing[0].Folder} ({missing[0]}); run that task again");
             var runs = grid.Cells.Select(c => RunData.Load(c.Folder)).ToList();

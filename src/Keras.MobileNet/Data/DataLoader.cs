@@ -55,7 +55,6 @@ public sealed class DataLoader(IImageDataset dataset, int batchSize, bool shuffl
     public IImageDataset Dataset => dataset;
     public int BatchSize => batchSize;
     public int Workers => Math.Max(1, workers);
-    public long Seed => seed;
 
     /// <summary>The same dataset and settings with another seed (a sweep's cells share the decoded images).</summary>
     public DataLoader WithSeed(long other) => other == seed ? this : new(dataset, batchSize, shuffle, other, workers, device, prefetch, dropLast);

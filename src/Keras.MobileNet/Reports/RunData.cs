@@ -37,7 +37,7 @@ public sealed record RunData(string Folder, string Label, RunSummary? Summary, I
         try { rows = HistoryRow.ReadCsv(csv); }
         catch (InvalidDataException e) { throw new UserError(e.Message); }
         string summaryPath = Path.Combine(folder, "summary.json");
-        var summary = File.Exists(summaryPath) ? Files.ReadJson<RunSummary>(summaryPath, s => s.Arch is null ? "arch is missing" : null) : null;
+        var summary = File.Exists(summaryPath) ? Files.ReadJson<RunSummary>(summaryPath, s => s.Problem()) : null;
         string confPath = Path.Combine(folder, "confusion.json");
         var confusion = File.Exists(confPath) ? Files.ReadJson<ConfusionData>(confPath, c => c.Problem()) : null;
         string label = summary is not null ? $"Width-{summary.Width:0.##}" : Path.GetFileName(Path.GetFullPath(folder).TrimEnd('/'));

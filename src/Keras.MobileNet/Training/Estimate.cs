@@ -126,12 +126,15 @@ public static class Estimate
 
     public static string Describe(double seconds) => ProgressLayout.Duration(TimeSpan.FromSeconds(seconds));
 
-    public static IEnumerable<string> Lines(RunShape shape, IReadOnlyList<StepCost> costs, string device, int seeds = 1)
+    /// <summary>The estimate's lines: <paramref name="runs"/> has one cost per run (a width trained with several seeds repeats).</summary>
+    public static IEnumerable<string> Lines(RunShape shape, IReadOnlyList<StepCost> runs, string device)
     {
-        double total = WholeSeconds(shape, costs) * seeds;
-        yield return $"estimate: about {Describe(total)} for {costs.Count} width(s) x {(seeds > 1 ? $"{seeds} seeds x " : "")}{shape.Epochs} epochs " +
+        var perWidth = runs.GroupBy(c => c.Width).ToList();
+        string seeds = perWidth.Count == runs.Count ? ""
+            : perWidth.Select(g => g.Count()).Distinct().Count() == 1 ? $"{perWidth[0].Count()} seeds x " : $"({runs.Count} runs) x ";
+        yield return $"estimate: about {Describe(WholeSeconds(shape, runs))} for {perWidth.Count} width(s) x {seeds}{shape.Epochs} epochs " +
                      $"({shape.TrainImages:N0} train + {shape.ValImages:N0} val images, batch {shape.BatchSize}, {shape.ImageSize} px) on {device}";
-        foreach (var c in costs)
+        foreach (var c in perWidth.Select(g => g.First()))
             yield return $"  width {c.Width.ToString(CultureInfo.InvariantCulture)}: {c.TrainBatchSeconds:F3} s per train batch, " +
                          $"{c.EvalBatchSeconds:F3} s per val batch, measured just now";
     }

@@ -268,8 +268,11 @@ public sealed class KerasModel : IDisposable
     (Tensor X, Tensor Y) OnDevice(Batch b)
     {
         var (x, y) = b.Images.device == Device ? (b.Images, b.Labels) : (b.Images.to(Device), b.Labels.to(Device));
-        return (MemoryFormat == Model.MemoryFormat.ChannelsLast ? Model.Layouts.ChannelsLast(x) : x, y); // inside the step's dispose scope
+        return (Laid(x), y);
     }
+
+    /// <summary>A batch in the network's layout (a channels-last view, owned by the caller's dispose scope, or itself).</summary>
+    Tensor Laid(Tensor x) => MemoryFormat == Model.MemoryFormat.ChannelsLast ? Model.Layouts.ChannelsLast(x) : x;
 
     /// <summary>eval() and no_grad(): loss (mean of batch means), accuracy, top-k, confusion matrix.</summary>
     public Evaluation Evaluate(IBatchSource data)
@@ -298,7 +301,7 @@ public sealed class KerasModel : IDisposable
         using var _ = no_grad();
         using var scope = NewDisposeScope();
         var x = images.to(Device);
-        var y = Network.forward(MemoryFormat == Model.MemoryFormat.ChannelsLast ? Model.Layouts.ChannelsLast(x) : x);
+        var y = Network.forward(Laid(x));
         return y.cpu().DetachFromDisposeScope();
     }
 

@@ -172,13 +172,7 @@ public sealed class AdamW : TorchSharp.Modules.AdamW
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing)
-        {
-            // The states' tensors are views of the buffers; the base class disposes them, then the buffers go.
-            base.Dispose(disposing);
-            foreach (var t in new[] { flatParams, flatGrads, flatExpAvg, flatExpAvgSq }) t.Dispose();
-            return;
-        }
-        base.Dispose(disposing);
+        base.Dispose(disposing); // the states' tensors, views of the buffers
+        if (disposing) foreach (var t in new[] { flatParams, flatGrads, flatExpAvg, flatExpAvgSq }) t.Dispose();
     }
 }

@@ -85,6 +85,7 @@ public sealed record TrainOptions
         if (Widths.Distinct().Count() != Widths.Length) throw new ArgumentException("--width lists a width twice");
         if (TaskIndex is int ti && ti < 0) throw new ArgumentException($"--task-index must be >= 0, not {ti}");
         if (TaskIndex is not null && Out is null) throw new ArgumentException("--task-index needs --out SWEEP_DIR (the folder every task shares)");
+        if (TaskIndex is not null && Widths.Length == 1 && Seeds is null) throw new ArgumentException("--task-index needs a sweep: several --width values or --seeds");
         if (UnfreezeEpoch is int e && (e < 0 || e >= Epochs)) throw new ArgumentException($"--unfreeze-epoch must be in [0, --epochs), not {e}");
         int children = MobileNetV2Spec.Table.Sum(r => r.N) + 2;
         if (UnfreezeFrom < 0 || UnfreezeFrom >= children) throw new ArgumentException($"--unfreeze-from must be in [0, {children - 1}] (children of features), not {UnfreezeFrom}");
@@ -117,7 +118,11 @@ public sealed record ModelCard(string Arch, double Width, int Classes, string[] 
 /// <summary>summary.json.</summary>
 public sealed record RunSummary(string Arch, double Width, int Classes, int ImageSize, long Params, long NonTrainableParams, long Macs,
     double? BestValAccuracy, int BestEpoch, double? FinalValAccuracy, int Epochs, double TrainSeconds, double ImagesPerSecond,
-    string Device, long Seed, string? StopReason, TrainOptions Options);
+    string Device, long Seed, string? StopReason, TrainOptions Options)
+{
+    /// <summary>What is wrong with a summary read from a file, or null.</summary>
+    public string? Problem() => Arch is null ? "arch is missing" : null;
+}
 
 public sealed record RunResult(string Folder, RunSummary Summary, IReadOnlyList<HistoryRow> History, bool Failed);
 
@@ -145,7 +150,6 @@ public static class Runner
         var grid = Grid(o);
         var cells = grid is null ? null
             : grid.TaskIndex(o.TaskIndex, Environment.GetEnvironmentVariable) is int task ? [grid.Cell(task)] : grid.Cells.ToList();
-        if (grid is null && o.TaskIndex is not null) throw new UserError("--task-index needs a sweep: several --width values or --seeds", 2);
         if (cells is { Count: 1 } && grid!.Count > 1) log(cells[0].ToString());
         var device = TorchRuntime.ResolveDevice(o.Device);
         var results = new List<RunResult>();
@@ -158,9 +162,8 @@ public static class Runner
                 bool partial = File.Exists(Path.Combine(c.Folder, "trainer_state.json"));
                 todo.Add((o with { Widths = [c.Width], Seed = c.Seed, Seeds = null, TaskIndex = null, Out = c.Folder, Resume = partial }, c.Width, c.Folder));
             }
-        var fresh = todo.Where(t => !t.Options.Resume).ToList();
-        var estimates = fresh.Count == 0 ? null
-            : PrintEstimate(o with { Widths = fresh.Select(t => t.Width).Distinct().ToArray() }, device, log, runsPerWidth: fresh.Count / fresh.Select(t => t.Width).Distinct().Count());
+        var fresh = todo.Where(t => !t.Options.Resume).Select(t => t.Width).ToList();
+        var estimates = fresh.Count == 0 ? null : PrintEstimate(o, fresh, device, log);
         if (o.EstimateOnly || todo.Count == 0) return results;
         string? weights = o.Weights is null ? null : Pretrained.Resolve(o.Weights, o.Data, log: log); // on --resume too: its preprocessing
         var data = LoadData(o, device, log, weights);
@@ -173,14 +176,17 @@ public static class Runner
         return results;
     }
 
-    /// <summary>A finished run in this folder (its summary written, all epochs or an early stop), or null.</summary>
-    static RunResult? Completed(string folder)
+    /// <summary>
+    /// A finished run in this folder (its state says finished and its summary is written: all epochs, or an early
+    /// stop), or null: what a sweep skips, and what its merge waits for.
+    /// </summary>
+    public static RunResult? Completed(string folder)
     {
         string state = Path.Combine(folder, "trainer_state.json"), summary = Path.Combine(folder, "summary.json");
         if (!File.Exists(state) || !File.Exists(summary)) return null;
         var s = Files.ReadJson<TrainerState>(state, t => t.Problem());
         if (!s.Finished) return null;
-        var sum = Files.ReadJson<RunSummary>(summary, r => r.Arch is null ? "arch is missing" : null);
+        var sum = Files.ReadJson<RunSummary>(summary, r => r.Problem());
         return new RunResult(folder, sum, HistoryRow.ReadCsv(Path.Combine(folder, "history.csv")), false);
     }
 
@@ -198,15 +204,16 @@ public static class Runner
     /// Times each width on this device, prints the whole run's expected time, and on a CPU, where that is over an hour,
     /// a shorter recipe that fits. Returns the estimate per width.
     /// </summary>
-    static Dictionary<double, double> PrintEstimate(TrainOptions o, Device device, Action<string> log, int runsPerWidth = 1)
+    static Dictionary<double, double> PrintEstimate(TrainOptions o, IReadOnlyList<double> runWidths, Device device, Action<string> log)
     {
         var (trainImages, valImages) = ImageCounts(o);
         var shape = new RunShape(trainImages, valImages, o.BatchSize, o.Epochs, o.ImageSize);
         int classes = 10;
-        var costs = o.Widths.Select(w => Estimate.Probe(MobileNetV2Spec.Build(MobileNetV2Spec.ParsePreset(o.Arch), w, classes, o.Dropout),
-            device, o.BatchSize, o.ImageSize, o.Precision, o.MemoryFormat)).ToList();
-        foreach (var line in Estimate.Lines(shape, costs, device.ToString(), runsPerWidth)) log(line);
-        double total = Estimate.WholeSeconds(shape, costs) * runsPerWidth;
+        var costs = runWidths.Distinct().Select(w => Estimate.Probe(MobileNetV2Spec.Build(MobileNetV2Spec.ParsePreset(o.Arch), w, classes, o.Dropout),
+            device, o.BatchSize, o.ImageSize, o.Precision, o.MemoryFormat)).ToList(); // each width timed once, whatever its seeds
+        var runs = runWidths.Select(w => costs.First(c => c.Width == w)).ToList();
+        foreach (var line in Estimate.Lines(shape, runs, device.ToString())) log(line);
+        double total = Estimate.WholeSeconds(shape, runs);
         if (device.type == TorchSharp.DeviceType.CPU && Estimate.Shorter(total, 3600, o.ImageSize, o.Epochs) is var (size, epochs))
         {
             var set = new Dictionary<string, string> { ["--image-size"] = $"{size}", ["--epochs"] = $"{epochs}" };

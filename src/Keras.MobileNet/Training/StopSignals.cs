@@ -30,12 +30,6 @@ public sealed class StopSignals : IDisposable
         requested = context.Signal == PosixSignal.SIGTERM ? "SIGTERM" : "SIGINT";
     }
 
-    /// <summary>Sends the signal to this process as the scheduler would (tests).</summary>
-    public static void Raise(PosixSignal signal) => Kill(Environment.ProcessId, signal == PosixSignal.SIGTERM ? 15 : 2);
-
-    [DllImport("libc", EntryPoint = "kill")]
-    static extern int Kill(int pid, int sig);
-
     public void Dispose() { foreach (var r in registrations) r.Dispose(); }
 }
 
