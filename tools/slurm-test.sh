@@ -47,8 +47,8 @@ grep -q "± " "$work/grid/report.md" || { echo "slurm test: report.md has no mea
 echo "slurm test: 4 array tasks and the merge job done in $(( $(date +%s) - start )) s"
 
 # 2. One task requeued mid-run (after its first epoch's commit) resumes to the same run folder.
-"${T[@]}" sweep slurm --width 0.25 --seeds 1 --arch notebook --out "$work/requeue" --job-name km-requeue -- "${train[@]}" --throttle-ms 400 > /dev/null
-job=$(sbatch --parsable "$work/requeue/slurm/train.sbatch"); job=${job%%;*}
+"${T[@]}" sweep slurm --width 0.25 --seeds 1 --arch notebook --out "$work/requeue" --job-name km-requeue -- "${train[@]}" > /dev/null
+job=$(KM_THROTTLE_MS=400 sbatch --parsable --export=ALL "$work/requeue/slurm/train.sbatch"); job=${job%%;*}
 cell=$work/requeue/notebook-w0.25-s1
 for i in $(seq 1 300); do [ -f "$cell/trainer_state.json" ] && break; sleep 0.2; done
 [ -f "$cell/trainer_state.json" ] || { echo "slurm test: the task committed no epoch"; cat "$work/requeue/logs/"*; exit 1; }

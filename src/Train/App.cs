@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.CommandLine.Parsing;
 using Keras.MobileNet.Backend;
 
+using Keras.MobileNet.Runs;
+
 namespace Keras.MobileNet.Cli;
 
 /// <summary>The command line: verbs, options, and the one place that turns failures into one line + exit code.</summary>
@@ -25,7 +27,6 @@ public static class App
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(DiagCommand.Create());
         root.Subcommands.Add(DoctorCommand.Create());
-        TrainCommand.ReportsHook = PlotCommand.AfterTraining;
         InvariantNumbers(root);
         return root;
     }
@@ -52,35 +53,6 @@ public static class App
         return null;
     }
 
-    /// <summary>--precision fp32|bf16, parsed here once (the library sees the enum).</summary>
-    public static Option<Model.Precision> PrecisionOption() => new("--precision")
-    {
-        Description = "fp32, or bf16 mixed precision (convolutions in bf16; weights, BatchNorm statistics and the loss in fp32)",
-        DefaultValueFactory = _ => Model.Precision.Fp32,
-        CustomParser = r => Choice<Model.Precision>(r, new() { ["fp32"] = Model.Precision.Fp32, ["bf16"] = Model.Precision.Bf16 }),
-    };
-
-    /// <summary>--memory-format auto|contiguous|channels_last.</summary>
-    public static Option<Model.MemoryFormat> MemoryFormatOption() => new("--memory-format")
-    {
-        Description = "Layout of activations and conv weights: auto (channels_last on CUDA), contiguous or channels_last",
-        DefaultValueFactory = _ => Model.MemoryFormat.Auto,
-        CustomParser = r => Choice<Model.MemoryFormat>(r, new()
-        {
-            ["auto"] = Model.MemoryFormat.Auto, ["contiguous"] = Model.MemoryFormat.Contiguous, ["channels_last"] = Model.MemoryFormat.ChannelsLast,
-        }),
-    };
-
-    /// <summary>One of a few words, case-insensitive; anything else is a one-line usage error naming the choices.</summary>
-    public static T Choice<T>(ArgumentResult r, Dictionary<string, T> values)
-    {
-        string text = r.Tokens.Count > 0 ? r.Tokens[^1].Value : "";
-        if (values.TryGetValue(text.ToLowerInvariant(), out var v)) return v;
-        string name = (r.Parent as OptionResult)?.Option.Name ?? "option";
-        r.AddError($"{name} must be {string.Join(", ", values.Keys.SkipLast(1))} or {values.Keys.Last()}, not '{text}'");
-        return values.Values.First();
-    }
-
     public static int Run(string[] args)
     {
         var root = Build();
@@ -97,7 +69,11 @@ public static class App
     public static int Guard(ParseResult parse, Func<int> body)
     {
         bool verbose = parse.GetValue(Verbose);
-        try { return body(); }
+        try
+        {
+            TorchRuntime.Initialize(); // before any TorchSharp call of the verb (an explicit step, not a module initializer)
+            return body();
+        }
         catch (Exception e) when (Unwrap(e) is var inner && inner is not OutOfMemoryException)
         {
             int code = inner switch { UserError u => u.ExitCode, ArgumentException => 2, _ => 1 };

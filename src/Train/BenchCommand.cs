@@ -4,6 +4,8 @@ using Keras.MobileNet.Backend;
 using Keras.MobileNet.Bench;
 using Keras.MobileNet.Training;
 
+using Keras.MobileNet.Runs;
+
 namespace Keras.MobileNet.Cli;
 
 public static class BenchCommand
@@ -29,7 +31,7 @@ public static class BenchCommand
         }));
         bench.Subcommands.Add(pipeline);
 
-        var device = new Option<string>("--device") { DefaultValueFactory = _ => "cpu" };
+        var device = Words.Parsed("--device", "cpu, cuda or cuda:N", Backend.DeviceChoice.Cpu, Words.Device);
         var widths = new Option<string>("--width") { DefaultValueFactory = _ => "1,0.5" };
         var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 32 };
         var size = new Option<int>("--image-size") { DefaultValueFactory = _ => 224 };
@@ -37,20 +39,20 @@ public static class BenchCommand
         var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 3 };
         var minSeconds = new Option<double>("--min-seconds") { Description = "Each timing runs at least this long", DefaultValueFactory = _ => 0.5 };
         var json = new Option<bool>("--json");
-        var precision = App.PrecisionOption();
-        var memoryFormat = App.MemoryFormatOption();
+        var precision = Words.PrecisionOption();
+        var memoryFormat = Words.MemoryFormatOption();
         var optimizer = new Option<string>("--optimizer")
         {
             Description = "Our AdamW: multi (one buffer, a few kernels per step) or per-param (TorchSharp's loop)", DefaultValueFactory = _ => "multi",
-            CustomParser = r => App.Choice(r, new Dictionary<string, string> { ["multi"] = "multi", ["per-param"] = "per-param" }),
+            CustomParser = r => Words.Choice(r, new Dictionary<string, string> { ["multi"] = "multi", ["per-param"] = "per-param" }),
         };
         var train = new Command("train", "Train-step and inference images/s: ours (with --precision, --memory-format, --optimizer) vs " +
                                          "TorchVision.NET mobilenet_v2 (fp32, NCHW, TorchSharp's AdamW), same process; and where our step's time goes")
             { device, widths, batch, size, steps, warmup, minSeconds, json, precision, memoryFormat, optimizer };
         train.SetAction(p => App.Guard(p, () =>
         {
-            var dev = TorchRuntime.ResolveDevice(p.GetValue(device)!);
-            var ws = TrainCommand.ParseWidths(p.GetValue(widths)!);
+            var dev = TorchRuntime.ResolveDevice(p.GetValue(device));
+            var ws = Words.Widths(p.GetValue(widths)!);
             if (p.GetValue(batch) < 1 || p.GetValue(steps) < 1 || p.GetValue(warmup) < 0)
                 throw new ArgumentException("--batch-size and --steps must be >= 1, --warmup >= 0");
             Data.TransformConfig.For(p.GetValue(size)); // the image size rule of training
@@ -71,15 +73,15 @@ public static class BenchCommand
         }));
         bench.Subcommands.Add(train);
 
-        var eDevice = new Option<string>("--device") { DefaultValueFactory = _ => "cpu" };
+        var eDevice = Words.Parsed("--device", "cpu, cuda or cuda:N", Backend.DeviceChoice.Cpu, Words.Device);
         var eWidth = new Option<double>("--width") { DefaultValueFactory = _ => 1.0 };
         var eBatch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 32 };
         var eImages = new Option<int>("--images") { DefaultValueFactory = _ => 256 };
         var eEpochs = new Option<int>("--epochs") { Description = "Epochs through the pipeline (memory check: 5)", DefaultValueFactory = _ => 1 };
         var eWorkers = new Option<int>("--workers") { DefaultValueFactory = _ => Environment.ProcessorCount };
         var eJson = new Option<bool>("--json");
-        var ePrecision = App.PrecisionOption();
-        var eFormat = App.MemoryFormatOption();
+        var ePrecision = Words.PrecisionOption();
+        var eFormat = Words.MemoryFormatOption();
         var epoch = new Command("epoch", "One real epoch through the pipeline vs the same steps on pre-made tensors")
             { eDevice, eWidth, eBatch, eImages, eEpochs, eWorkers, eJson, ePrecision, eFormat };
         epoch.SetAction(p => App.Guard(p, () =>
@@ -87,7 +89,7 @@ public static class BenchCommand
             if (new[] { eBatch, eImages, eEpochs, eWorkers }.FirstOrDefault(o => p.GetValue(o) < 1) is { } bad)
                 throw new ArgumentException($"{bad.Name} must be at least 1, not {p.GetValue(bad)}");
             Architecture.MobileNetV2Spec.Validate(p.GetValue(eWidth), 10);
-            var dev = TorchRuntime.ResolveDevice(p.GetValue(eDevice)!);
+            var dev = TorchRuntime.ResolveDevice(p.GetValue(eDevice));
             var r = EpochBench.Run(dev, p.GetValue(eWidth), p.GetValue(eBatch), p.GetValue(eImages), p.GetValue(eEpochs), p.GetValue(eWorkers),
                 log: Console.Error.WriteLine, precision: p.GetValue(ePrecision), memoryFormat: p.GetValue(eFormat));
             if (p.GetValue(eJson)) Print(r);
@@ -106,7 +108,7 @@ public static class BenchCommand
         {
             if (p.GetValue(oRounds) < 1) throw new UserError("--rounds must be at least 1", 2);
             Data.TransformConfig.For(p.GetValue(oSize));
-            var rows = OnnxBench.Run(TrainCommand.ParseWidths(p.GetValue(oWidths)!), Ints(p.GetValue(oBatches)!), p.GetValue(oSize), p.GetValue(oRounds),
+            var rows = OnnxBench.Run(Words.Widths(p.GetValue(oWidths)!), Ints(p.GetValue(oBatches)!), p.GetValue(oSize), p.GetValue(oRounds),
                 Console.Error.WriteLine);
             Print(rows);
             return 0;

@@ -2,19 +2,21 @@ using System.CommandLine;
 using Keras.MobileNet.Data;
 using Spectre.Console;
 
+using Keras.MobileNet.Runs;
+
 namespace Keras.MobileNet.Cli;
 
 public static class DownloadCommand
 {
     public static Command Create()
     {
-        var size = new Option<string>("--size") { Description = "full, 320 or 160", DefaultValueFactory = _ => "full" };
+        var size = Words.Choice("--size", "Imagenette size", ImagenetteSize.Full);
         var data = new Option<string>("--data") { Description = "Data folder", DefaultValueFactory = _ => "data" };
         var baseUrl = new Option<string?>("--base-url") { Description = $"Mirror (or ${Imagenette.BaseUrlVariable})" };
         var cmd = new Command("download", "Download, verify and extract Imagenette") { size, data, baseUrl };
         cmd.SetAction(p => App.Guard(p, () =>
         {
-            var archive = Imagenette.Archive(p.GetValue(size)!);
+            var archive = Imagenette.Archive(p.GetValue(size));
             using var http = Download.NewClient();
             string folder = "";
             if (Console.IsOutputRedirected)

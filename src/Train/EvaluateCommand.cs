@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.Text.Json;
 using Keras.MobileNet.Backend;
 using Keras.MobileNet.Data;
+using Keras.MobileNet.Config;
+using Keras.MobileNet.Runs;
 using Keras.MobileNet.Training;
 using Spectre.Console;
 
@@ -15,10 +17,10 @@ public static class EvaluateCommand
         var weights = new Option<string?>("--weights") { Description = "imagenet1k-v1 or imagenet1k-v2 instead of --checkpoint: torchvision's ImageNet network on --data, whose class folders are ImageNet classes (or Imagenette's ids)" };
         var data = new Option<string?>("--data") { Description = "Image-folder root with val/ (default: the run's data)" };
         var json = new Option<bool>("--json") { Description = "Print JSON" };
-        var device = new Option<string>("--device") { DefaultValueFactory = _ => "auto" };
+        var device = Words.DeviceOption();
         var batch = new Option<int?>("--batch-size") { Description = "Default: the run's batch size" };
-        var precision = App.PrecisionOption();
-        var memoryFormat = App.MemoryFormatOption();
+        var precision = Words.PrecisionOption();
+        var memoryFormat = Words.MemoryFormatOption();
         var cmd = new Command("evaluate", "Top-1, top-5, per-class accuracy, confusion matrix and loss of a checkpoint")
             { checkpoint, weights, data, json, device, batch, precision, memoryFormat };
         cmd.SetAction(p => App.Guard(p, () =>
@@ -36,38 +38,20 @@ public static class EvaluateCommand
             }
             else
             {
-                (card, net) = Runner.LoadCheckpoint(p.GetValue(checkpoint)!);
-                run = RunOptionsOf(p.GetValue(checkpoint)!);
+                (card, net) = RunReader.LoadCheckpoint(p.GetValue(checkpoint)!);
+                run = RunReader.OptionsOf(p.GetValue(checkpoint)!);
                 root = p.GetValue(data) ?? (run is null ? throw new UserError("no --data given and the checkpoint's folder has no options.json")
-                    : run.Dataset == "imagenette" ? Path.Combine(run.Data, Imagenette.Archive(run.Size).Folder) : run.Data);
+                    : TrainingData.Root(run));
             }
             int batchSize = p.GetValue(batch) ?? run?.BatchSize ?? 64;
             if (batchSize < 1) throw new ArgumentException("--batch-size must be at least 1");
-            var dev = TorchRuntime.ResolveDevice(p.GetValue(device)!);
-            var result = Evaluate(card, net, root, dev, batchSize, p.GetValue(precision), p.GetValue(memoryFormat));
+            var dev = TorchRuntime.ResolveDevice(p.GetValue(device));
+            var result = Predictions.Evaluate(card, net, root, dev, batchSize, p.GetValue(precision), p.GetValue(memoryFormat), Console.Error.WriteLine);
             if (p.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(ToJson(card, result), Files.Json));
             else Print(card, result);
             return 0;
         }));
         return cmd;
-    }
-
-    /// <summary>The options a run was trained with (its options.json), if the checkpoint sits in a run folder.</summary>
-    static TrainOptions? RunOptionsOf(string checkpoint)
-    {
-        string dir = Directory.Exists(checkpoint) ? checkpoint : Path.GetDirectoryName(Path.GetFullPath(checkpoint))!;
-        string opts = Path.Combine(dir, "options.json");
-        return File.Exists(opts) ? Files.ReadJson<TrainOptions>(opts, t => t.Data is null ? "data is missing" : null) : null;
-    }
-
-    public static Evaluation Evaluate(ModelCard card, Model.MobileNetV2 net, string root, TorchSharp.torch.Device device, int batchSize,
-        Model.Precision precision = Model.Precision.Fp32, Model.MemoryFormat memoryFormat = Model.MemoryFormat.Auto)
-    {
-        var val = ImageFolder.Scan(root, "val", card.ClassFolders);
-        var ds = InMemoryDataset.Build(val, new ValTransform(TransformConfig.For(card.ImageSize, card.Mean, card.Std)),
-            new BadImageLog { OnWarning = Console.Error.WriteLine }, Environment.ProcessorCount);
-        using var model = new KerasModel(net, device, card.Classes, precision, memoryFormat);
-        return model.Evaluate(new DataLoader(ds, batchSize, false, 0, Environment.ProcessorCount, device));
     }
 
     static object ToJson(ModelCard card, Evaluation e) => new

@@ -3,6 +3,8 @@ using Keras.MobileNet.Backend;
 using Keras.MobileNet.Export;
 using Keras.MobileNet.Training;
 
+using Keras.MobileNet.Runs;
+
 namespace Keras.MobileNet.Cli;
 
 /// <summary>export --onnx OUT.onnx --checkpoint RUN: the network and its preprocessing as one ONNX file.</summary>
@@ -22,7 +24,7 @@ public static class ExportCommand
             int? fixedBatch = b == "dynamic" ? null
                 : int.TryParse(b, out var n) && n >= 1 ? n : throw new UserError($"--batch must be dynamic or a number of at least 1, not '{b}'", 2);
             var options = new OnnxOptions(p.GetValue(opset), fixedBatch, !p.GetValue(keepBn)).Validated();
-            var (card, net) = Runner.LoadCheckpoint(p.GetValue(checkpoint)!);
+            var (card, net) = RunReader.LoadCheckpoint(p.GetValue(checkpoint)!);
             using (net)
             {
                 net.eval();

@@ -3,6 +3,8 @@ using System.Diagnostics;
 using Keras.MobileNet.Reports;
 using Keras.MobileNet.Training;
 
+using Keras.MobileNet.Runs;
+
 namespace Keras.MobileNet.Cli;
 
 public static class PlotCommand

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using Keras.MobileNet.Backend;
 using Keras.MobileNet.Export;
+using Keras.MobileNet.Runs;
 using Keras.MobileNet.Training;
 using static TorchSharp.torch;
 
@@ -18,8 +19,8 @@ public static class PredictCommand
         var images = new Argument<string[]>("images") { Description = "Image files", Arity = ArgumentArity.OneOrMore };
         var top = new Option<int>("--top") { Description = "How many classes to show", DefaultValueFactory = _ => 5 };
         var json = new Option<bool>("--json") { Description = "Print JSON (with raw logits)" };
-        var precision = App.PrecisionOption();
-        var memoryFormat = App.MemoryFormatOption();
+        var precision = Words.PrecisionOption();
+        var memoryFormat = Words.MemoryFormatOption();
         var cmd = new Command("predict", "Class probabilities for images") { checkpoint, onnx, weights, data, images, top, json, precision, memoryFormat };
         cmd.SetAction(p => App.Guard(p, () =>
         {
@@ -39,11 +40,8 @@ public static class PredictCommand
             {
                 var (card, net) = p.GetValue(weights) is string w
                     ? Pretrained.Build(w, p.GetValue(data)!, log: Console.Error.WriteLine)
-                    : Runner.LoadCheckpoint(p.GetValue(checkpoint)!);
-                using var model = new KerasModel(net, CPU, card.Classes, p.GetValue(precision), p.GetValue(memoryFormat));
-                using var x = tensor(Predictions.Preprocess(files, card), [files.Length, 3, card.ImageSize, card.ImageSize]);
-                using var logits = model.Predict(x);
-                results = Predictions.Top(files, logits.data<float>().ToArray(), card, k);
+                    : RunReader.LoadCheckpoint(p.GetValue(checkpoint)!);
+                results = Predictions.Run(card, net, files, k, p.GetValue(precision), p.GetValue(memoryFormat));
             }
             if (p.GetValue(json))
                 Console.WriteLine(JsonSerializer.Serialize(results.Select(r => new

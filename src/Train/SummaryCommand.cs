@@ -4,6 +4,8 @@ using Keras.MobileNet.Architecture;
 using Keras.MobileNet.Model;
 using Spectre.Console;
 
+using Keras.MobileNet.Runs;
+
 namespace Keras.MobileNet.Cli;
 
 public static class SummaryCommand
@@ -11,7 +13,7 @@ public static class SummaryCommand
     public static Command Create()
     {
         var width = new Option<double>("--width") { Description = "Width multiplier (> 0)", DefaultValueFactory = _ => 1.0 };
-        var arch = new Option<string>("--arch") { Description = "paper (torchvision/Keras) or notebook", DefaultValueFactory = _ => "paper" };
+        var arch = Words.Choice("--arch", "The network: paper (torchvision/Keras) or notebook", Preset.Paper);
         var classes = new Option<int>("--classes") { Description = "Number of classes (>= 2)", DefaultValueFactory = _ => 1000 };
         var size = new Option<int>("--image-size") { Description = "Square input size in pixels (>= 32)", DefaultValueFactory = _ => 224 };
         var check = new Option<bool>("--check") { Description = "Also build the module and compare its parameter count" };
@@ -19,7 +21,7 @@ public static class SummaryCommand
         var cmd = new Command("summary", "Print a Keras-style layer table with params and MACs") { width, arch, classes, size, check, unfreeze };
         cmd.SetAction(p => App.Guard(p, () =>
         {
-            var spec = MobileNetV2Spec.Build(MobileNetV2Spec.ParsePreset(p.GetValue(arch)!), p.GetValue(width), p.GetValue(classes));
+            var spec = MobileNetV2Spec.Build(p.GetValue(arch), p.GetValue(width), p.GetValue(classes));
             int s = p.GetValue(size);
             Print(spec, s);
             if (p.GetValue(unfreeze) is int k)
@@ -29,7 +31,6 @@ public static class SummaryCommand
             }
             if (p.GetValue(check))
             {
-                Backend.TorchRuntime.Initialize();
                 using var model = Factories.MobileNetV2(spec);
                 long live = model.parameters().Sum(t => t.numel());
                 Console.WriteLine($"Built module params: {N(live)} ({(live == Counts.Of(spec, s, s).Trainable ? "matches" : "DIFFERS")})");

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Keras.MobileNet.Backend;
 using Keras.MobileNet.Reports;
+using Keras.MobileNet.Runs;
 using Keras.MobileNet.Training;
 
 namespace Keras.MobileNet.Cli;
@@ -12,23 +13,23 @@ namespace Keras.MobileNet.Cli;
 /// </summary>
 public static class SweepCommand
 {
-    sealed record GridOptions(Option<string> Width, Option<string> Seeds, Option<string> Arch, Option<string> Out);
+    sealed record GridOptions(Option<double[]> Width, Option<long[]> Seeds, Option<Architecture.Preset> Arch, Option<string> Out);
 
     static GridOptions AddGrid(Command cmd)
     {
         var g = new GridOptions(
-            new Option<string>("--width") { Description = "Widths of the grid: 1,0.75,0.5,0.25", Required = true },
-            new Option<string>("--seeds") { Description = "Seeds of the grid: 0,1,2", DefaultValueFactory = _ => "0" },
-            new Option<string>("--arch") { Description = "paper or notebook", DefaultValueFactory = _ => "paper" },
+            Words.Parsed("--width", "Widths of the grid: 1,0.75,0.5,0.25", [], Words.Widths),
+            Words.Parsed("--seeds", "Seeds of the grid: 0,1,2", [0L], Words.Seeds),
+            Words.Choice("--arch", "The network", Architecture.Preset.Paper),
             new Option<string>("--out") { Description = "The sweep folder every task shares (runs <out>/<arch>-w<width>-s<seed>)", Required = true });
+        g.Width.Required = true;
         foreach (var o in new Option[] { g.Width, g.Seeds, g.Arch, g.Out }) cmd.Options.Add(o);
         return g;
     }
 
     static SweepGrid Grid(ParseResult p, GridOptions g)
     {
-        var arch = Architecture.MobileNetV2Spec.ParsePreset(p.GetValue(g.Arch)!).ToString().ToLowerInvariant();
-        return new SweepGrid(arch, TrainCommand.ParseWidths(p.GetValue(g.Width)!), TrainCommand.ParseSeeds(p.GetValue(g.Seeds)!), p.GetValue(g.Out)!);
+        return new SweepGrid(Files.Word(p.GetValue(g.Arch)), p.GetValue(g.Width)!, p.GetValue(g.Seeds)!, p.GetValue(g.Out)!);
     }
 
     /// <summary>Parses and validates the training command line a task will run; returns its arguments without the grid.</summary>
@@ -146,7 +147,7 @@ public static class SweepCommand
         cmd.SetAction(p => App.Guard(p, () =>
         {
             var grid = Grid(p, g);
-            var missing = grid.Cells.Where(c => Runner.Completed(c.Folder) is null).ToList();
+            var missing = grid.Cells.Where(c => RunReader.Completed(c.Folder) is null).ToList();
             if (missing.Count > 0)
                 throw new UserError($"{missing.Count} of {grid.Count} cells are not complete, first {missing[0].Folder} ({missing[0]}); run that task again");
             var runs = grid.Cells.Select(c => RunData.Load(c.Folder)).ToList();

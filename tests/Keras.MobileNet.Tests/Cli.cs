@@ -19,6 +19,14 @@ static class Cli
         return psi;
     }
 
+    /// <summary>Like <see cref="Start"/>, each training batch followed by a sleep (KM_THROTTLE_MS): a wider window to interrupt.</summary>
+    public static ProcessStartInfo Throttled(int ms, string workDir, params string[] args)
+    {
+        var psi = Start(workDir, args);
+        psi.Environment["KM_THROTTLE_MS"] = ms.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return psi;
+    }
+
     public static Result Run(string workDir, params string[] args)
     {
         using var p = Process.Start(Start(workDir, args))!;

@@ -18,7 +18,7 @@ public class DownloadTests() : WithTempDir("km-dl")
     static readonly string[] Wnids = ["n01440764", "n02102040", "n02979186"];
 
     static ImagenetteArchive Spec(byte[] tgz, string? md5 = null) =>
-        new("160", "imagenette2-160.tgz", "imagenette2-160", md5 ?? Convert.ToHexStringLower(MD5.HashData(tgz)),
+        new(ImagenetteSize.Px160, "imagenette2-160.tgz", "imagenette2-160", md5 ?? Convert.ToHexStringLower(MD5.HashData(tgz)),
             Convert.ToHexStringLower(SHA256.HashData(tgz)), tgz.Length);
 
     [Test]
@@ -314,8 +314,10 @@ public class PipelineTests
         var transform = new TrainTransform(TransformConfig.For(size));
         var log = new BadImageLog();
         IImageDataset ds = inMemory ? InMemoryDataset.Build(split, transform, log, workers) : new StreamingDataset(split, transform, log);
-        return new DataLoader(ds, 5, shuffle: true, seed: 42, workers, CPU);
+        return new DataLoader(ds, 5, shuffle: true, seed: 42, workers, CPU) { HandOffs = HandedOver };
     }
+
+    static readonly HandOffCounter HandedOver = new();
 
     static List<(float[] X, long[] Y)> Take(DataLoader loader, int epoch) =>
         loader.Epoch(epoch).Select(b => { using (b) return (Flat(b.Images), b.Labels.data<long>().ToArray()); }).ToList();
@@ -331,7 +333,7 @@ public class PipelineTests
         public override void OnBatchEnd(int batch, Logs logs) => perBatch?.Invoke(batch);
         public override void OnEpochEnd(int epoch, Logs logs)
         {
-            long byScopes = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount + DataLoader.TensorsHandedOver;
+            long byScopes = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount + HandedOver.Count;
             GC.Collect();
             GC.WaitForPendingFinalizers();
             AfterEpoch.Add((byScopes, Tensor.TotalCount));

@@ -118,7 +118,7 @@ public class EndToEndTests
         var full = Cli.Run(work, Recipe(straight, 4));
         Assert.That(full.ExitCode, Is.Zero, full.Err);
 
-        using (var p = Process.Start(Cli.Start(work, [.. Recipe(killed, 4), "--throttle-ms", "120"]))!)
+        using (var p = Process.Start(Cli.Throttled(120, work, [.. Recipe(killed, 4)]))!)
         {
             string? line;
             while ((line = p.StandardOutput.ReadLine()) is not null && !line.StartsWith("Epoch 3/4:")) { }
@@ -182,7 +182,7 @@ public class EndToEndTests
 
         // Two trainings into one folder: the second stops at once while the first holds it.
         string shared = Path.Combine(work, "contended");
-        using var p = Process.Start(Cli.Start(work, [.. Recipe(shared, 2), "--throttle-ms", "200"]))!;
+        using var p = Process.Start(Cli.Throttled(200, work, [.. Recipe(shared, 2)]))!;
         string? line;
         while ((line = p.StandardOutput.ReadLine()) is not null && !line.StartsWith("Epoch 1/2:")) { }
         var second = Cli.Run(work, Recipe(shared, 2));
@@ -385,7 +385,7 @@ public class EndToEndTests
         var lr = HistoryRow.ReadCsv(Path.Combine(straight, "history.csv")).Select(r => r.Lr).ToList();
         Assert.That(lr[2], Is.EqualTo(3e-4).Within(1e-12), "phase 2 starts at lr / 10");
 
-        using (var p = Process.Start(Cli.Start(work, [.. Tune(killed), "--throttle-ms", "150"]))!)
+        using (var p = Process.Start(Cli.Throttled(150, work, [.. Tune(killed)]))!)
         {
             string? line;
             while ((line = p.StandardOutput.ReadLine()) is not null && !line.StartsWith("Epoch 3/4:")) { }
@@ -444,7 +444,7 @@ public class EndToEndTests
     {
         string run = Path.Combine(work, "bad-ckpt");
         Directory.CreateDirectory(run);
-        File.WriteAllText(Path.Combine(run, "model.json"), JsonSerializer.Serialize(new ModelCard("paper", 0.5, 4, ["a", "b", "c", "d"],
+        File.WriteAllText(Path.Combine(run, "model.json"), JsonSerializer.Serialize(new ModelCard(Preset.Paper, 0.5, 4, ["a", "b", "c", "d"],
             ["a", "b", "c", "d"], 48, [0.5f, 0.5f, 0.5f], [0.2f, 0.2f, 0.2f], 0), Files.Json));
         File.WriteAllText(Path.Combine(run, "best.safetensors"), "not a checkpoint");
         var r = Cli.Run(work, "predict", "--checkpoint", run, Path.Combine(Data, "val", "ring", "0000.png"));

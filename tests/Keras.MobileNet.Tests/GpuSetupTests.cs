@@ -22,19 +22,19 @@ public class GpuSetupTests
         Assert.That(offenders, Is.Empty);
     }
 
-    [TestCase("cpu", "cpu", null)]
-    [TestCase("auto", "auto", null)]
-    [TestCase("CUDA", "cuda", null)]
-    [TestCase("cuda:1", "cuda", 1)]
-    public void Device_names_parse(string name, string kind, int? index) =>
-        Assert.That(TorchRuntime.ParseDevice(name), Is.EqualTo((kind, index)));
+    [TestCase("cpu", DeviceKind.Cpu, null)]
+    [TestCase("auto", DeviceKind.Auto, null)]
+    [TestCase("CUDA", DeviceKind.Cuda, null)]
+    [TestCase("cuda:1", DeviceKind.Cuda, 1)]
+    public void Device_names_parse(string name, DeviceKind kind, int? index) =>
+        Assert.That(Keras.MobileNet.Cli.Words.Device(name), Is.EqualTo(new DeviceChoice(kind, index)));
 
     [TestCase("gpu")]
     [TestCase("cuda:")]
     [TestCase("cuda:-1")]
     [TestCase("cuda:x")]
     public void Other_device_names_are_usage_errors(string name) =>
-        Assert.That(() => TorchRuntime.ParseDevice(name), Throws.InstanceOf<UserError>().With.Property("ExitCode").EqualTo(2)
+        Assert.That(() => Keras.MobileNet.Cli.Words.Device(name), Throws.InstanceOf<UserError>().With.Property("ExitCode").EqualTo(2)
             .And.Message.Contains("cuda:N"));
 
     static (int Code, string Out) MsBuild(string dir, params string[] args)

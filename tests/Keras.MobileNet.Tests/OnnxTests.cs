@@ -14,7 +14,7 @@ public class OnnxTests() : WithTempDir("km-onnx")
     /// A network with every BatchNorm statistic, scale and shift and every bias drawn at random, so that folding has
     /// work to do and ReLU6 clips a good share of the activations (a wrong clip bound shows).
     /// </summary>
-    static (ModelCard Card, MobileNetV2 Net) Random(string arch, double width, int classes = 10)
+    static (ModelCard Card, MobileNetV2 Net) Random(Preset arch, double width, int classes = 10)
     {
         var card = new ModelCard(arch, width, classes, Enumerable.Range(0, classes).Select(i => $"c{i}").ToArray(),
             Enumerable.Range(0, classes).Select(i => $"class {i}").ToArray(), 224, [0.485f, 0.456f, 0.406f], [0.229f, 0.224f, 0.225f], 0.2);
@@ -39,9 +39,9 @@ public class OnnxTests() : WithTempDir("km-onnx")
         return worst / scale;
     }
 
-    [TestCase("paper", 1.0), TestCase("paper", 0.5), TestCase("paper", 0.35)]
-    [TestCase("notebook", 1.0), TestCase("notebook", 0.5), TestCase("notebook", 0.35)]
-    public void Onnx_Runtime_gives_our_logits(string arch, double width)
+    [TestCase(Preset.Paper, 1.0), TestCase(Preset.Paper, 0.5), TestCase(Preset.Paper, 0.35)]
+    [TestCase(Preset.Notebook, 1.0), TestCase(Preset.Notebook, 0.5), TestCase(Preset.Notebook, 0.35)]
+    public void Onnx_Runtime_gives_our_logits(Preset arch, double width)
     {
         var (card, net) = Random(arch, width);
         using var _ = net;
@@ -68,13 +68,13 @@ public class OnnxTests() : WithTempDir("km-onnx")
     [Test]
     public void A_fixed_batch_and_the_opset_are_written_and_too_old_an_opset_is_refused()
     {
-        var (card, net) = Random("paper", 0.35);
+        var (card, net) = Random(Preset.Paper, 0.35);
         using var _ = net;
         var model = OnnxExport.Build(card, net, new OnnxOptions(Opset: 13, Batch: 4));
         Assert.That(model.OpsetImport.Single().Version, Is.EqualTo(13));
         Assert.That(model.Graph.Input.Single().Type.TensorType.Shape.Dim[0].DimValue, Is.EqualTo(4));
         Assert.That(model.Graph.Output.Single().Type.TensorType.Shape.Dim[1].DimValue, Is.EqualTo(10));
-        Assert.That(model.Graph.Node.Count(n => n.OpType == "Clip"), Is.EqualTo(card.Spec().Blocks.Sum(b => b.Units.Count - 1) + 2));
+        Assert.That(model.Graph.Node.Count(n => n.OpType == "Clip"), Is.EqualTo(card.Spec().Blocks.Sum(b => b.Units.Count() - 1) + 2));
         Assert.That(model.Graph.Node.Count(n => n.OpType == "Add"), Is.EqualTo(card.Spec().Blocks.Count(b => b.Residual)));
         Assert.That(model.Graph.Node.Any(n => n.OpType == "BatchNormalization"), Is.False, "folded by default");
         Assert.That(model.MetadataProps.Select(p => p.Key), Does.Contain("class_names").And.Contain("mean").And.Contain("std").And.Contain("image_size"));

@@ -14,7 +14,7 @@ public class PlotTests
     [TearDown] public void Remove() => Directory.Delete(dir, true);
 
     static RunSummary Summary(double width, long parameters, long macs, double? best, int epochs, string? stop = null) =>
-        new("paper", width, 10, 224, parameters, 0, macs, best, 1, best, epochs, 10, 100, "cpu", 0, stop, new TrainOptions());
+        new(Preset.Paper, width, 10, 224, parameters, 0, macs, best, 1, best, epochs, 10, 100, "cpu", 0, stop, new TrainOptions());
 
     static List<HistoryRow> Rows(int n, double scale, bool val = true, int nanFrom = int.MaxValue) =>
         Enumerable.Range(1, n).Select(e =>

@@ -120,7 +120,7 @@ public class PretrainedTests() : WithTempDir("km-weights")
         Assert.That(Pretrained.Preprocessing("imagenet1k-v2", lone), Is.EqualTo((Pretrained.ImageNetMean, Pretrained.ImageNetStd)));
         Assert.That(Pretrained.Preprocessing(lone, lone), Is.EqualTo((Pretrained.ImageNetMean, Pretrained.ImageNetStd)), "torchvision's convention");
         float[] mean = [0.1f, 0.2f, 0.3f], std = [0.4f, 0.5f, 0.6f];
-        Files.WriteJson(Path.Combine(dir, "model.json"), new ModelCard("paper", 0.25, 10, [.. Enumerable.Range(0, 10).Select(i => $"c{i}")],
+        Files.WriteJson(Path.Combine(dir, "model.json"), new ModelCard(Preset.Paper, 0.25, 10, [.. Enumerable.Range(0, 10).Select(i => $"c{i}")],
             [.. Enumerable.Range(0, 10).Select(i => $"c{i}")], 64, mean, std, 0.2));
         Assert.That(Pretrained.Preprocessing(lone, lone), Is.EqualTo((mean, std)), "a run's weights keep the run's preprocessing");
     }

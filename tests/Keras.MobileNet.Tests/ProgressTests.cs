@@ -99,8 +99,8 @@ public class TerminalTests
         }
         string session = $"km{columns}-{Environment.ProcessId}";
         string run = Path.Combine(work, $"run{columns}");
-        string command = $"cd '{work}' && TERM=xterm-256color dotnet '{Cli.TrainDll}' --dataset folder --data shapes --image-size 40 --epochs 3 " +
-                         $"--batch-size 6 --width 0.35 --arch notebook --workers 2 --out '{run}' --throttle-ms 40; echo __EXIT_$?__; sleep 600";
+        string command = $"cd '{work}' && TERM=xterm-256color KM_THROTTLE_MS=40 dotnet '{Cli.TrainDll}' --dataset folder --data shapes --image-size 40 --epochs 3 " +
+                         $"--batch-size 6 --width 0.35 --arch notebook --workers 2 --out '{run}'; echo __EXIT_$?__; sleep 600";
         Run(tmux, "new-session", "-d", "-s", session, "-x", $"{columns}", "-y", "40", command);
         try
         {

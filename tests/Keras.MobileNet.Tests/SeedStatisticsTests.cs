@@ -10,7 +10,7 @@ public class SeedStatisticsTests
 {
     static RunData Run(double width, long seed, double best, double[] valAccuracy) =>
         new($"/runs/paper-w{width}-s{seed}", $"Width-{width}",
-            new RunSummary("paper", width, 10, 32, (long)(width * 1e6), 0, (long)(width * 1e7), best, valAccuracy.Length, valAccuracy[^1],
+            new RunSummary(Preset.Paper, width, 10, 32, (long)(width * 1e6), 0, (long)(width * 1e7), best, valAccuracy.Length, valAccuracy[^1],
                 valAccuracy.Length, 10, 100, "cpu", seed, null, new TrainOptions()),
             valAccuracy.Select((v, i) => new HistoryRow(i + 1, 1.0 - v, v - 0.05, 1.1 - v, v, 0.99, 1e-3 / (i + 1), 1)).ToList(), null);
 

@@ -136,7 +136,7 @@ public sealed class SweepTests() : WithTempDir("km-sweep-")
         string[] Args(string @out) => ["--dataset", "folder", "--data", data, "--image-size", "32", "--epochs", "3", "--batch-size", "4", "--width", "0.25",
             "--seeds", "5", "--arch", "notebook", "--workers", "1", "--out", Path.Combine(dir, @out), "--tensorboard", "false"];
         string cell = Path.Combine(dir, "stopped", "notebook-w0.25-s5");
-        using (var p = Process.Start(Cli.Start(dir, [.. Args("stopped"), "--throttle-ms", "300"]))!)
+        using (var p = Process.Start(Cli.Throttled(300, dir, [.. Args("stopped")]))!)
         {
             var output = p.StandardOutput.ReadToEndAsync();
             var err = p.StandardError.ReadToEndAsync();

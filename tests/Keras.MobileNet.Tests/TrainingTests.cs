@@ -173,7 +173,7 @@ public class RunFolderTests() : WithTempDir("km-run")
         var model = new KerasModel(Factories.MobileNetV2(MobileNetV2Spec.Build(Preset.Paper, 0.25, 2)), CPU, 2);
         model.Compile(new CompileOptions(Optimizers.AdamW(1e-3, 0), Losses.CrossEntropy()));
         var run = RunFolder.Open(dir, tensorBoard);
-        return (model, run, new EpochCommit(run, TrainerState.Empty, [], 4), new TensorData(randn(4, 3, 32, 32), tensor(new long[] { 0, 1, 0, 1 }), 4));
+        return (model, run, new EpochCommit(run, TrainerState.Empty, 4), new TensorData(randn(4, 3, 32, 32), tensor(new long[] { 0, 1, 0, 1 }), 4));
     }
 
     [Test]

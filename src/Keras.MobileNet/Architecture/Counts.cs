@@ -41,33 +41,28 @@ public static class Counts
         var rows = new List<LayerInfo>();
         int h = height, w = width;
 
-        void Unit(string prefix, ConvUnit u, bool flatProjection, int index)
+        void Unit(UnitKeys k)
         {
+            var u = k.Unit;
             int oh = ConvOut(h, u.Kernel, u.Stride, u.Padding), ow = ConvOut(w, u.Kernel, u.Stride, u.Padding);
             long weights = (long)u.Out * (u.In / u.Groups) * u.Kernel * u.Kernel;
-            string convName = flatProjection ? $"{prefix}.{index}" : $"{prefix}.{index}.0";
-            string bnName = flatProjection ? $"{prefix}.{index + 1}" : $"{prefix}.{index}.1";
             string kind = u.Depthwise ? $"DepthwiseConv2d {u.Kernel}x{u.Kernel}/{u.Stride}" : $"Conv2d {u.Kernel}x{u.Kernel}/{u.Stride}";
-            rows.Add(new LayerInfo(convName, kind, u.Out, oh, ow,
-                weights + (u.Bias ? u.Out : 0), 0, weights * oh * ow));
+            rows.Add(new LayerInfo(k.Conv, kind, u.Out, oh, ow, weights + (u.Bias ? u.Out : 0), 0, weights * oh * ow));
             // BatchNorm: gamma and beta train; moving mean and variance do not (the Keras way of counting).
-            rows.Add(new LayerInfo(bnName, "BatchNorm2d", u.Out, oh, ow, 2L * u.Out, 2L * u.Out, 0));
-            if (u.Act != Activation.None)
-                rows.Add(new LayerInfo($"{prefix}.{index}.2", u.Act.ToString(), u.Out, oh, ow, 0, 0, 0));
+            rows.Add(new LayerInfo(k.Norm, "BatchNorm2d", u.Out, oh, ow, 2L * u.Out, 2L * u.Out, 0));
+            if (k.Act is string act) rows.Add(new LayerInfo(act, u.Act.ToString(), u.Out, oh, ow, 0, 0, 0));
             h = oh; w = ow;
         }
 
-        Unit("features", spec.Stem, false, 0);
+        Unit(TorchvisionLayout.Stem(spec));
         for (int b = 0; b < spec.Blocks.Count; b++)
         {
             var block = spec.Blocks[b];
-            string prefix = $"features.{b + 1}.conv";
-            for (int j = 0; j < block.Units.Count - 1; j++) Unit(prefix, block.Units[j], false, j);
-            Unit(prefix, block.Project, true, block.Units.Count - 1);
+            foreach (var k in TorchvisionLayout.Units(block, $"{TorchvisionLayout.Block(b)}.conv")) Unit(k);
             if (block.Residual)
-                rows.Add(new LayerInfo($"features.{b + 1}", "Add", block.Out, h, w, 0, 0, 0));
+                rows.Add(new LayerInfo(TorchvisionLayout.Block(b), "Add", block.Out, h, w, 0, 0, 0));
         }
-        Unit("features", spec.Last, false, spec.Blocks.Count + 1);
+        Unit(TorchvisionLayout.Last(spec));
 
         rows.Add(new LayerInfo("pool", "AdaptiveAvgPool2d", spec.Features, 1, 1, 0, 0, 0));
         rows.Add(new LayerInfo("classifier.0", $"Dropout({spec.Dropout:0.##})", spec.Features, 1, 1, 0, 0, 0));

@@ -15,12 +15,16 @@ public sealed record ConvUnit(int In, int Out, int Kernel, int Stride, int Group
     public bool Depthwise => Groups > 1 && Groups == In;
 }
 
-/// <summary>An inverted residual block: optional 1x1 expand, 3x3 depthwise, linear 1x1 projection.</summary>
-public sealed record BlockSpec(int In, int Hidden, int Out, int Stride, bool Residual, IReadOnlyList<ConvUnit> Units)
+/// <summary>
+/// An inverted residual block, its three units by name:
+/// # pw: 1x1 expand to the hidden width (absent in the paper's network at t = 1),
+/// # dw: 3x3 depthwise at the block's stride,
+/// # pw-linear: 1x1 projection without activation (the linear bottleneck).
+/// </summary>
+public sealed record BlockSpec(int In, int Hidden, int Out, int Stride, bool Residual, ConvUnit? Expand, ConvUnit Depthwise, ConvUnit Project)
 {
-    public ConvUnit? Expand => Units.Count == 3 ? Units[0] : null;
-    public ConvUnit Depthwise => Units[^2];
-    public ConvUnit Project => Units[^1];
+    /// <summary>The units in forward order.</summary>
+    public IEnumerable<ConvUnit> Units => Expand is null ? [Depthwise, Project] : [Expand, Depthwise, Project];
 }
 
 /// <summary>The whole network as values. Nothing here touches a tensor.</summary>
@@ -103,13 +107,6 @@ public static class MobileNetV2Spec
 
     public const int MinImageSize = 32;
 
-    public static Preset ParsePreset(string name) => name.ToLowerInvariant() switch
-    {
-        "paper" => Preset.Paper,
-        "notebook" => Preset.Notebook,
-        _ => throw new ArgumentException($"--arch must be paper or notebook, not '{name}'"),
-    };
-
     public static void Validate(double width, int classes)
     {
         if (!(width > 0) || double.IsInfinity(width) || width > 16)
@@ -151,11 +148,10 @@ public static class MobileNetV2Spec
     static BlockSpec Block(Preset preset, int inCh, int outCh, int stride, int t, bool bias, Activation act)
     {
         int hidden = WidthRules.Hidden(preset, inCh, t);
-        var units = new List<ConvUnit>();
-        // torchvision drops the expand conv when t = 1; the notebook keeps it.
-        if (t != 1 || preset == Preset.Notebook) units.Add(new ConvUnit(inCh, hidden, 1, 1, 1, bias, act));
-        units.Add(new ConvUnit(hidden, hidden, 3, stride, hidden, bias, act));
-        units.Add(new ConvUnit(hidden, outCh, 1, 1, 1, bias, Activation.None)); // linear bottleneck
-        return new BlockSpec(inCh, hidden, outCh, stride, stride == 1 && inCh == outCh, units);
+        // # pw: torchvision drops the expand conv when t = 1; the notebook keeps it.
+        ConvUnit? expand = t != 1 || preset == Preset.Notebook ? new ConvUnit(inCh, hidden, 1, 1, 1, bias, act) : null;
+        var depthwise = new ConvUnit(hidden, hidden, 3, stride, hidden, bias, act);        // # dw
+        var project = new ConvUnit(hidden, outCh, 1, 1, 1, bias, Activation.None);        // # pw-linear
+        return new BlockSpec(inCh, hidden, outCh, stride, stride == 1 && inCh == outCh, expand, depthwise, project);
     }
 }

@@ -20,7 +20,7 @@ public static partial class Doctor
         var found = new List<Finding>
         {
             new("TorchSharp", typeof(torch).Assembly.GetName().Version?.ToString(3) ?? "?", null),
-            new("backend", TorchRuntime.Describe),
+            new("backend", string.IsNullOrEmpty(Environment.GetEnvironmentVariable("TORCH_LIB_DIR")) ? "TorchSharp-cpu package" : $"libtorch from {Environment.GetEnvironmentVariable("TORCH_LIB_DIR")}"),
         };
         string? libtorch = TorchRuntime.LoadedLibrary("libtorch_cpu.so");
         found.Add(new("libtorch", libtorch is null ? "not mapped" : $"{LibTorchVersion(libtorch) ?? "version unknown"} from {Path.GetDirectoryName(libtorch)}"));

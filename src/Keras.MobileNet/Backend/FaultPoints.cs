@@ -24,3 +24,9 @@ public static class FaultPoints
     }
 }
 
+
+/// <summary>Test aids read from the environment, never options: KM_THROTTLE_MS=N sleeps N ms after each training batch.</summary>
+public static class TestHooks
+{
+    public static int ThrottleMs { get; } = int.TryParse(Environment.GetEnvironmentVariable("KM_THROTTLE_MS"), out var ms) && ms > 0 ? ms : 0;
+}

@@ -18,32 +18,18 @@ public static class TorchRuntime
     public static readonly string[] CudaLibTorchOrder =
         ["libc10.so", "libtorch_cpu.so", "libc10_cuda.so", "libtorch_cuda.so", "libtorch.so"];
 
-    public static string Describe { get; private set; } = "not loaded";
-
     /// <summary>What the GLIBCXX check found when the CPU package was loaded.</summary>
     public static string GlibcxxPatch { get; private set; } = "not checked (a CUDA libtorch was loaded)";
 
     /// <summary>
-    /// Runs when this library is loaded, before any of its code can reach TorchSharp: the native library must be
-    /// patched (or the CUDA libtorch loaded) before TorchSharp's own loader first runs, whatever the call order.
-    /// A failure is kept and reported by <see cref="Initialize"/>, as one line.
+    /// Loads libtorch: call it before the first TorchSharp call (the command line does for every verb but doctor, the
+    /// tests in their set-up), since the native library must be patched (or the CUDA libtorch loaded) before
+    /// TorchSharp's own loader first runs. Idempotent.
     /// </summary>
-#pragma warning disable CA2255 // deliberate: the native library must be ready before any TorchSharp call in any host
-    [System.Runtime.CompilerServices.ModuleInitializer]
-#pragma warning restore CA2255
-    internal static void OnLoad()
-    {
-        try { Initialize(); }
-        catch (Exception e) { failure = e; }
-    }
-
-    static Exception? failure;
-
     public static void Initialize()
     {
         lock (Gate)
         {
-            if (failure is not null) throw failure is UserError ? failure : new UserError($"libtorch could not be loaded: {failure.Message}");
             if (initialized) return;
             string? libDir = Environment.GetEnvironmentVariable("TORCH_LIB_DIR");
             string? sharp = Environment.GetEnvironmentVariable("LIBTORCHSHARP_PATH");
@@ -58,7 +44,6 @@ public static class TorchRuntime
                 if (!File.Exists(sharp)) throw new UserError($"LIBTORCHSHARP_PATH={sharp} does not exist");
                 NativeLibrary.Load(sharp);
                 torch.InitializeDeviceType(DeviceType.CUDA);
-                Describe = $"libtorch from {libDir}";
             }
             else
             {
@@ -71,7 +56,6 @@ public static class TorchRuntime
                         : $"applied: {std} lacks {RequiredGlibcxx}, the requirement is weak in LibTorchSharp ({patched} file(s) changed now)";
                 }
                 torch.InitializeDeviceType(DeviceType.CPU);
-                Describe = "TorchSharp-cpu package";
             }
             QuietNativeWarnings();
             initialized = true;
@@ -136,31 +120,17 @@ public static class TorchRuntime
         return File.ReadAllBytes(path).AsSpan().IndexOf(needle) >= 0;
     }
 
-    /// <summary>
-    /// "auto" takes CUDA when present, like the notebook's get_device(["cuda", "cpu"]); "cuda:N" picks one GPU (among
-    /// those CUDA_VISIBLE_DEVICES leaves visible, numbered from 0).
-    /// </summary>
-    public static torch.Device ResolveDevice(string name)
+    /// <summary>The device of a <see cref="DeviceChoice"/>; cuda:N counts among those CUDA_VISIBLE_DEVICES leaves visible, from 0.</summary>
+    public static torch.Device ResolveDevice(DeviceChoice choice)
     {
-        var (kind, index) = ParseDevice(name);
         Initialize();
-        if (kind == "cpu") return torch.CPU;
+        if (choice.Kind == DeviceKind.Cpu) return torch.CPU;
         bool cuda = torch.cuda.is_available();
-        if (kind == "auto") return cuda ? torch.CUDA : torch.CPU;
-        if (!cuda) throw new UserError($"--device {name}: no CUDA device is available; run 'Train doctor' to see why and what to do");
+        if (choice.Kind == DeviceKind.Auto) return cuda ? torch.CUDA : torch.CPU;
+        if (!cuda) throw new UserError($"--device {choice}: no CUDA device is available; run 'Train doctor' to see why and what to do");
         int count = torch.cuda.device_count();
-        if (index >= count)
-            throw new UserError($"--device {name}: there are {count} visible CUDA device(s), cuda:0 to cuda:{count - 1} (CUDA_VISIBLE_DEVICES={Environment.GetEnvironmentVariable("CUDA_VISIBLE_DEVICES") ?? "unset"})");
-        return index is int i ? torch.device(DeviceType.CUDA, i) : torch.CUDA;
-    }
-
-    /// <summary>auto, cpu, cuda or cuda:N. Pure: no device is touched.</summary>
-    public static (string Kind, int? Index) ParseDevice(string name)
-    {
-        string n = name.Trim().ToLowerInvariant();
-        if (n is "auto" or "cpu" or "cuda") return (n, null);
-        if (n.StartsWith("cuda:") && int.TryParse(n[5..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int i))
-            return ("cuda", i);
-        throw new UserError($"--device must be auto, cpu, cuda or cuda:N, not '{name}'", 2);
+        if (choice.Index >= count)
+            throw new UserError($"--device {choice}: there are {count} visible CUDA device(s), cuda:0 to cuda:{count - 1} (CUDA_VISIBLE_DEVICES={Environment.GetEnvironmentVariable("CUDA_VISIBLE_DEVICES") ?? "unset"})");
+        return choice.Index is int i ? torch.device(DeviceType.CUDA, i) : torch.CUDA;
     }
 }

@@ -57,18 +57,13 @@ public sealed class DataLoader(IImageDataset dataset, int batchSize, bool shuffl
     public int Workers => Math.Max(1, workers);
 
     /// <summary>The same dataset and settings with another seed (a sweep's cells share the decoded images).</summary>
-    public DataLoader WithSeed(long other) => other == seed ? this : new(dataset, batchSize, shuffle, other, workers, device, prefetch, dropLast);
+    public DataLoader WithSeed(long other) =>
+        other == seed ? this : new(dataset, batchSize, shuffle, other, workers, device, prefetch, dropLast) { HandOffs = HandOffs };
 
     public int BatchesPerEpoch => dropLast ? dataset.Count / batchSize : (dataset.Count + batchSize - 1) / batchSize;
 
-    static long handedOver;
-
-    /// <summary>
-    /// Tensors that loader threads made and handed to their consumers, as TorchSharp's per-thread dispose-scope
-    /// statistics count them. Those statistics see such a tensor created on the loader's thread and disposed on the
-    /// consumer's, so a consumer's <c>ThreadTotalLiveCount</c> plus this number is what is alive of both.
-    /// </summary>
-    public static long TensorsHandedOver => Interlocked.Read(ref handedOver);
+    /// <summary>An optional observer of the tensors this loader's thread hands to its consumer (memory probes use it).</summary>
+    public HandOffCounter? HandOffs { get; init; }
 
     /// <summary>The dataset indices of an epoch in the order they are served.</summary>
     public int[] Order(int epoch) =>
@@ -131,7 +126,7 @@ public sealed class DataLoader(IImageDataset dataset, int batchSize, bool shuffl
                     long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
                     var batch = MakeBatch(epoch, order.AsSpan(start, count));
                     if (batch.Count == 0) { batch.Dispose(); continue; } // every image of it unreadable (logged)
-                    Interlocked.Add(ref handedOver, DisposeScopeManager.Statistics.ThreadTotalLiveCount - before);
+                    HandOffs?.Add(DisposeScopeManager.Statistics.ThreadTotalLiveCount - before);
                     try { await channel.Writer.WriteAsync(batch, cts.Token); }
                     catch (OperationCanceledException) { batch.Dispose(); break; }
                 }
@@ -160,4 +155,16 @@ public sealed class DataLoader(IImageDataset dataset, int batchSize, bool shuffl
             while (channel.Reader.TryRead(out var left)) left.Dispose();
         }
     }
+}
+
+/// <summary>
+/// Tensors that loader threads made and handed to their consumers, as TorchSharp's per-thread dispose-scope statistics
+/// count them. Those statistics see such a tensor created on the loader's thread and disposed on the consumer's, so a
+/// consumer's <c>ThreadTotalLiveCount</c> plus <see cref="Count"/> is what is alive of both.
+/// </summary>
+public sealed class HandOffCounter
+{
+    long count;
+    public long Count => Interlocked.Read(ref count);
+    public void Add(long n) => Interlocked.Add(ref count, n);
 }

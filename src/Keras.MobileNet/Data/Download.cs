@@ -191,7 +191,15 @@ public static class Download
     }
 }
 
-public sealed record ImagenetteArchive(string Size, string FileName, string Folder, string Md5, string? Sha256, long Bytes);
+/// <summary>Imagenette's three downloads (the JSON names are the command line's words).</summary>
+public enum ImagenetteSize
+{
+    Full,
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("320")] Px320,
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("160")] Px160,
+}
+
+public sealed record ImagenetteArchive(ImagenetteSize Size, string FileName, string Folder, string Md5, string? Sha256, long Bytes);
 
 /// <summary>fastai's Imagenette: the three sizes, their checksums, and the class names.</summary>
 public static class Imagenette
@@ -203,10 +211,10 @@ public static class Imagenette
 
     public static readonly IReadOnlyList<ImagenetteArchive> Archives =
     [
-        new("full", "imagenette2.tgz", "imagenette2", "fe2fc210e6bb7c5664d602c3cd71e612", null, 1_557_161_267),
-        new("320", "imagenette2-320.tgz", "imagenette2-320", "3df6f0d01a2c9592104656642f5e78a3",
+        new(ImagenetteSize.Full, "imagenette2.tgz", "imagenette2", "fe2fc210e6bb7c5664d602c3cd71e612", null, 1_557_161_267),
+        new(ImagenetteSize.Px320, "imagenette2-320.tgz", "imagenette2-320", "3df6f0d01a2c9592104656642f5e78a3",
             "5020a9130cea0348272823cb12d2db7e981c6f2afa3dce71ccd5b8013005c55e", 341_663_724),
-        new("160", "imagenette2-160.tgz", "imagenette2-160", "e793b78cc4c9e9a4ccc0c1155377a412",
+        new(ImagenetteSize.Px160, "imagenette2-160.tgz", "imagenette2-160", "e793b78cc4c9e9a4ccc0c1155377a412",
             "88daccb09b6fce93f45e6c09ddeb269cce705549e6bff322092a2a5a11489863", 99_003_388),
     ];
 
@@ -219,8 +227,7 @@ public static class Imagenette
         ["n03888257"] = "parachute",
     };
 
-    public static ImagenetteArchive Archive(string size) =>
-        Archives.FirstOrDefault(a => a.Size == size) ?? throw new UserError($"--size must be full, 320 or 160, not '{size}'", 2);
+    public static ImagenetteArchive Archive(ImagenetteSize size) => Archives.First(a => a.Size == size);
 
     public static string HumanName(string folder) => ClassNames.TryGetValue(folder, out var n) ? n : folder;
 

@@ -135,34 +135,32 @@ public static class ImageOps
 
     /// <summary>
     /// RandomRotation (nearest, about the centre, canvas kept, black fill), RandomCrop and RandomHorizontalFlip,
-    /// then ToTensor + Normalize, fused into one pass over the output pixels. The inverse mapping is PIL's:
-    /// output pixel centre (x + 0.5, y + 0.5) rotated by -angle about (w / 2, h / 2), then floored.
-    /// <paramref name="window"/> holds the pixels of the resized image (of <paramref name="fullWidth"/> x
-    /// <paramref name="fullHeight"/>) from (<paramref name="windowX"/>, <paramref name="windowY"/>) on.
+    /// then ToTensor + Normalize, fused into one pass over the output pixels. The source pixel of each output pixel is
+    /// the one Pillow's rotate picks (<see cref="PilRotation"/>: its matrix and its 16.16 fixed-point walk), so the
+    /// bytes are torchvision's. <paramref name="window"/> holds the pixels of the resized image (of
+    /// <paramref name="fullWidth"/> x <paramref name="fullHeight"/>) from (<paramref name="windowX"/>, <paramref name="windowY"/>) on.
     /// </summary>
     public static void RotateCropFlip(RgbImage window, int windowX, int windowY, int fullWidth, int fullHeight, AugmentParams p, int size,
         float[][] lut, Span<float> dest)
     {
         int w = fullWidth, h = fullHeight, plane = size * size, ww = window.Width;
         if (dest.Length != 3 * plane) throw new ArgumentException("destination does not match the crop");
-        var (cos, sin) = Rotation(p.AngleDegrees);
-        double cx = w / 2.0, cy = h / 2.0;
+        var rot = PilRotation.For(p.AngleDegrees, w, h);
         var px = window.Pixels;
         var (lr, lg, lb) = (lut[0], lut[1], lut[2]);
         for (int y = 0; y < size; y++)
         {
-            double dy = p.Top + y + 0.5 - cy;
             for (int x = 0; x < size; x++)
             {
                 int xo = p.Flip ? size - 1 - x : x;        // flip the crop: output column x shows crop column xo
-                var (sx, sy) = MapBack(cos, sin, cx, cy, p.Left + xo + 0.5 - cx, dy);
+                var (sx, sy) = rot.Source(p.Left + xo, p.Top + y);
                 int o = y * size + x;
                 if (sx < 0 || sy < 0 || sx >= w || sy >= h)
                 {
                     dest[o] = lr[0]; dest[plane + o] = lg[0]; dest[2 * plane + o] = lb[0];
                     continue;
                 }
-                int s = (((int)sy - windowY) * ww + ((int)sx - windowX)) * 3;
+                int s = ((sy - windowY) * ww + (sx - windowX)) * 3;
                 dest[o] = lr[px[s]];
                 dest[plane + o] = lg[px[s + 1]];
                 dest[2 * plane + o] = lb[px[s + 2]];
@@ -181,11 +179,10 @@ public static class ImageOps
     static (double X, double Y) MapBack(double cos, double sin, double cx, double cy, double dx, double dy) =>
         (cos * dx + sin * dy + cx, -sin * dx + cos * dy + cy);
 
-    /// <summary>PIL rounds the rotation matrix to 15 decimals; keep that so the sampled pixels agree.</summary>
     static (double Cos, double Sin) Rotation(double degrees)
     {
-        double theta = -degrees * Math.PI / 180.0;
-        return (Math.Round(Math.Cos(theta), 15), Math.Round(Math.Sin(theta), 15));
+        var m = PilRotation.Matrix(degrees, 0, 0);
+        return (m[0], m[1]);
     }
 
     /// <summary>
@@ -226,9 +223,12 @@ public sealed class TrainTransform(TransformConfig cfg) : IImageTransform
     public int OutputSize => cfg.ImageSize;
     public RgbImage Prepare(RgbImage decoded) => decoded;
 
-    public void Finish(RgbImage img, long seed, long epoch, long index, Span<float> dest)
+    public void Finish(RgbImage img, long seed, long epoch, long index, Span<float> dest) =>
+        Apply(img, Geometry.Sample(cfg, seed, epoch, index, img.Width, img.Height), dest);
+
+    /// <summary>The transform with its random choices given: resize, rotate, crop, flip, normalize.</summary>
+    public void Apply(RgbImage img, AugmentParams p, Span<float> dest)
     {
-        var p = Geometry.Sample(cfg, seed, epoch, index, img.Width, img.Height);
         var (w, h) = Geometry.ResizeShorter(img.Width, img.Height, p.ResizeShort);
         // Resize only the window the rotated crop reads: the same pixels, a fraction of the work.
         var (x, y, ww, wh) = ImageOps.SourceWindow(w, h, p, cfg.ImageSize);
@@ -252,4 +252,47 @@ public sealed class ValTransform(TransformConfig cfg) : IImageTransform
 
     public void Finish(RgbImage prepared, long seed, long epoch, long index, Span<float> dest) =>
         ImageOps.ToChw(prepared, lut, dest);
+}
+
+/// <summary>
+/// Pillow's Image.rotate(angle, NEAREST) as torchvision calls it (about the centre, canvas kept): the inverse matrix as
+/// Pillow builds it (angle mod 360, radians, rounded to 15 decimals, the centre folded in), then its nearest-neighbour
+/// engine, which walks the output in 16.16 fixed point. Computing the same map in doubles picked a neighbouring source
+/// pixel for about one output pixel in a hundred; this picks Pillow's.
+/// </summary>
+public readonly struct PilRotation
+{
+    readonly int a0, a1, a2, a3, a4, a5;
+
+    PilRotation(double[] m)
+    {
+        a0 = Fix(m[0]); a1 = Fix(m[1]); a3 = Fix(m[3]); a4 = Fix(m[4]);
+        a2 = Fix(m[2] + m[0] * 0.5 + m[1] * 0.5);
+        a5 = Fix(m[5] + m[3] * 0.5 + m[4] * 0.5);
+    }
+
+    public static PilRotation For(double degrees, int width, int height) => new(Matrix(degrees, width, height));
+
+    /// <summary>Pillow's reverse affine matrix (a, b, c, d, e, f): source = (a x + b y + c, d x + e y + f).</summary>
+    public static double[] Matrix(double degrees, int width, int height)
+    {
+        double turned = degrees % 360.0;
+        if (turned < 0) turned += 360.0;                 // Python's float modulo takes the divisor's sign
+        double angle = -(turned * (Math.PI / 180.0));    // math.radians
+        double cos = Math.Round(Math.Cos(angle), 15), sin = Math.Round(Math.Sin(angle), 15);
+        double cx = width / 2.0, cy = height / 2.0;
+        var m = new[] { cos, sin, 0.0, -sin, cos, 0.0 };
+        m[2] = m[0] * -cx + m[1] * -cy + 0.0 + cx;
+        m[5] = m[3] * -cx + m[4] * -cy + 0.0 + cy;
+        return m;
+    }
+
+    static int Fix(double v)
+    {
+        double t = v * 65536.0 + 0.5;
+        return t < 0 ? (int)Math.Floor(t) : (int)t;
+    }
+
+    /// <summary>The source pixel of output pixel (x, y); outside the image means the black fill.</summary>
+    public (int X, int Y) Source(int x, int y) => ((a2 + y * a1 + x * a0) >> 16, (a5 + y * a4 + x * a3) >> 16);
 }

@@ -9,6 +9,9 @@ using Keras.MobileNet.Training;
 using Onnx;
 using static TorchSharp.torch;
 
+using Keras.MobileNet.Runs;
+using Keras.MobileNet.Config;
+
 namespace Keras.MobileNet.Export;
 
 /// <summary>How to write the ONNX file: opset (11 or later: ReLU6 is Clip with min/max inputs), a fixed batch or a
@@ -46,18 +49,15 @@ public static class OnnxExport
         var g = new GraphWriter(graph, state, options.FoldBatchNorm);
 
         graph.Input.Add(Value(Input, options.Batch, 3, "height", "width"));
-        string x = g.Unit(Input, spec.Stem, "features.0.0", "features.0.1");
+        string x = g.Unit(Input, TorchvisionLayout.Stem(spec));
         for (int i = 0; i < spec.Blocks.Count; i++)
         {
             var b = spec.Blocks[i];
-            string prefix = $"features.{i + 1}.conv";
             string y = x;
-            int k = 0;
-            foreach (var u in b.Units.Take(b.Units.Count - 1)) { y = g.Unit(y, u, $"{prefix}.{k}.0", $"{prefix}.{k}.1"); k++; }
-            y = g.Unit(y, b.Project, $"{prefix}.{k}", $"{prefix}.{k + 1}"); // # pw-linear: conv, BN, no activation
+            foreach (var k in TorchvisionLayout.Units(b, $"{TorchvisionLayout.Block(i)}.conv")) y = g.Unit(y, k); // # pw, # dw, # pw-linear
             x = b.Residual ? g.Node("Add", [x, y]) : y;
         }
-        x = g.Unit(x, spec.Last, $"features.{spec.Blocks.Count + 1}.0", $"features.{spec.Blocks.Count + 1}.1");
+        x = g.Unit(x, TorchvisionLayout.Last(spec));
         x = g.Node("GlobalAveragePool", [x]);
         x = g.Node("Flatten", [x], Attr("axis", 1));
         // Dropout is the identity at inference; the classifier is Linear: x W^T + b.
@@ -148,6 +148,8 @@ public static class OnnxExport
         }
 
         /// <summary>Conv2d -> BatchNorm (folded into the conv, or a BatchNormalization node) -> ReLU6 (Clip) / ReLU / none.</summary>
+        public string Unit(string x, UnitKeys k) => Unit(x, k.Unit, k.Conv, k.Norm);
+
         public string Unit(string x, ConvUnit u, string conv, string bn)
         {
             var attrs = new[]

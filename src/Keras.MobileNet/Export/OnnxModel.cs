@@ -4,6 +4,9 @@ using Keras.MobileNet.Training;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 
+using Keras.MobileNet.Runs;
+using Keras.MobileNet.Config;
+
 namespace Keras.MobileNet.Export;
 
 /// <summary>An exported MobileNetV2 run by ONNX Runtime, with the model card its metadata carries.</summary>

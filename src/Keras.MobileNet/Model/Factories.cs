@@ -28,23 +28,24 @@ public static class Factories
         nn.Sequential(("0", Conv(u)), ("1", Norm(u.Out)), ("2", Activation(u.Act)));
 
     /// <summary>
-    /// Inverted residual: # pw expand (when present), # dw, # pw-linear (conv then BN, no activation: the
-    /// linear bottleneck). Children of "conv" are numbered like torchvision's.
+    /// Inverted residual: # pw expand (when present) and # dw as Conv2dNormActivation, # pw-linear as a conv then a BN
+    /// (no activation: the linear bottleneck), each under the child name torchvision gives it (<see cref="TorchvisionLayout"/>).
     /// </summary>
     public static InvertedResidual InvertedResidualBlock(BlockSpec b)
     {
         var layers = new List<(string, nn.Module<Tensor, Tensor>)>();
-        foreach (var u in b.Units.Take(b.Units.Count - 1)) layers.Add(($"{layers.Count}", ConvNormAct(u)));
-        layers.Add(($"{layers.Count}", Conv(b.Project)));
-        layers.Add(($"{layers.Count}", Norm(b.Project.Out)));
+        foreach (var k in TorchvisionLayout.Units(b, ""))
+            if (k.Flat) { layers.Add((k.Conv, Conv(k.Unit))); layers.Add((k.Norm, Norm(k.Unit.Out))); }
+            else layers.Add((k.Child, ConvNormAct(k.Unit)));
         return new InvertedResidual(nn.Sequential(layers), b.Residual);
     }
 
     public static Sequential Features(NetworkSpec spec)
     {
-        var layers = new List<(string, nn.Module<Tensor, Tensor>)> { ("0", ConvNormAct(spec.Stem)) };
-        foreach (var b in spec.Blocks) layers.Add(($"{layers.Count}", InvertedResidualBlock(b)));
-        layers.Add(($"{layers.Count}", ConvNormAct(spec.Last)));
+        static string Child(string key) => key.Split('.')[1]; // features.N
+        var layers = new List<(string, nn.Module<Tensor, Tensor>)> { (Child(TorchvisionLayout.Stem(spec).Conv), ConvNormAct(spec.Stem)) };
+        for (int i = 0; i < spec.Blocks.Count; i++) layers.Add((Child(TorchvisionLayout.Block(i)), InvertedResidualBlock(spec.Blocks[i])));
+        layers.Add((Child(TorchvisionLayout.Last(spec).Conv), ConvNormAct(spec.Last)));
         return nn.Sequential(layers);
     }
 

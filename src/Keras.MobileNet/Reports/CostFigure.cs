@@ -1,5 +1,7 @@
 using ScottPlot;
 
+using Keras.MobileNet.Runs;
+
 namespace Keras.MobileNet.Reports;
 
 /// <summary>accuracy_vs_cost.png: best val accuracy against parameters and against MACs, one point per width.</summary>

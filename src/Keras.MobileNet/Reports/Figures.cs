@@ -1,5 +1,5 @@
 using Keras.MobileNet.Backend;
-using Keras.MobileNet.Training;
+using Keras.MobileNet.Runs;
 using ScottPlot;
 
 namespace Keras.MobileNet.Reports;

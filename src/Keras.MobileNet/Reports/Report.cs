@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text;
-using Keras.MobileNet.Training;
+using Keras.MobileNet.Runs;
 
 namespace Keras.MobileNet.Reports;
 
@@ -42,7 +42,7 @@ public static class Report
                 var s = g.First.Summary;
                 var best = g.BestAccuracy;
                 var final = Spread.Of(g.Runs.Select(r => r.History.LastOrDefault()?.ValAccuracy ?? double.NaN));
-                sb.Append($"| {s?.Arch ?? "-"} | {g.Width.ToString(CultureInfo.InvariantCulture)} | {g.Runs.Count} | {MeanSd(best)} | " +
+                sb.Append($"| {(s is null ? "-" : Files.Word(s.Arch))} | {g.Width.ToString(CultureInfo.InvariantCulture)} | {g.Runs.Count} | {MeanSd(best)} | " +
                           $"{Pct(best?.Min)} | {Pct(best?.Max)} | {MeanSd(final)} | {(s is null ? "-" : N(s.Params))} | {(s is null ? "-" : N(s.Macs))} |\n");
             }
             sb.Append("\nsd: sample standard deviation (n - 1) across seeds. Every run:\n\n");
@@ -53,7 +53,7 @@ public static class Report
         {
             var s = r.Summary;
             string name = Path.GetRelativePath(outDir, r.Folder).Replace('\\', '/');
-            sb.Append($"| {name} | {s?.Arch ?? "-"} | {r.Width.ToString(CultureInfo.InvariantCulture)} | {(s is null ? "-" : s.Seed)} | {(s is null ? "-" : N(s.Params))} | " +
+            sb.Append($"| {name} | {(s is null ? "-" : Files.Word(s.Arch))} | {r.Width.ToString(CultureInfo.InvariantCulture)} | {(s is null ? "-" : s.Seed)} | {(s is null ? "-" : N(s.Params))} | " +
                       $"{(s is null ? "-" : N(s.Macs))} | {Pct(s?.BestValAccuracy)} | {Pct(r.History.LastOrDefault()?.ValAccuracy)} | " +
                       $"{(s is null || s.BestEpoch < 1 ? "-" : s.BestEpoch)} | {r.History.Count} | " +
                       $"{(s is null ? "-" : s.TrainSeconds.ToString("F0", CultureInfo.InvariantCulture) + " s")} | " +

@@ -1,4 +1,4 @@
-using Keras.MobileNet.Training;
+using Keras.MobileNet.Runs;
 
 namespace Keras.MobileNet.Reports;
 
@@ -27,7 +27,7 @@ public sealed record RunGroup(string Label, IReadOnlyList<RunData> Runs)
 
     /// <summary>Groups runs by (arch, width), widest first; a group's label says how many seeds it holds.</summary>
     public static List<RunGroup> Of(IEnumerable<RunData> runs) =>
-        runs.GroupBy(r => r.Summary is { } s ? $"{s.Arch.ToLowerInvariant()}|{s.Width:R}" : "folder|" + r.Folder)
+        runs.GroupBy(r => r.Summary is { } s ? $"{s.Arch}|{s.Width:R}" : "folder|" + r.Folder)
             .Select(g => g.ToList())
             .Select(g => new RunGroup(g.Count > 1 ? $"{g[0].Label} ({g.Count} seeds)" : g[0].Label, g))
             .OrderByDescending(g => g.Width).ToList();

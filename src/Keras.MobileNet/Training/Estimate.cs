@@ -5,6 +5,9 @@ using Keras.MobileNet.Data;
 using Keras.MobileNet.Model;
 using static TorchSharp.torch;
 
+using Keras.MobileNet.Runs;
+using Keras.MobileNet.Config;
+
 namespace Keras.MobileNet.Training;
 
 /// <summary>Measured cost of one width on this device: seconds per train batch, per eval batch, and per epoch's checkpoint.</summary>

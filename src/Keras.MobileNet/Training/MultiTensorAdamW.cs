@@ -2,6 +2,9 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
+using Keras.MobileNet.Runs;
+using Keras.MobileNet.Config;
+
 namespace Keras.MobileNet.Training.MultiTensor;
 
 /// <summary>
@@ -24,7 +27,7 @@ namespace Keras.MobileNet.Training.MultiTensor;
 /// may finalize while libtorch still reads them).
 /// </para>
 /// </summary>
-public sealed class AdamW : TorchSharp.Modules.AdamW
+public sealed class AdamW : TorchSharp.Modules.AdamW, IOptimizerState
 {
     readonly Parameter[] owned;
     readonly State[] states;

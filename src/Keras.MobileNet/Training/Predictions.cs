@@ -1,5 +1,8 @@
 using Keras.MobileNet.Backend;
 using Keras.MobileNet.Data;
+using Keras.MobileNet.Model;
+using Keras.MobileNet.Runs;
+using static TorchSharp.torch;
 
 namespace Keras.MobileNet.Training;
 
@@ -41,5 +44,25 @@ public static class Predictions
                 .Select(j => new ClassScore(j, card.ClassNames[j], (float)(exp[j] / sum))).ToList();
             return new Prediction(f, top, row);
         }).ToList();
+    }
+
+    /// <summary>The top classes of each image through a network on the CPU, in the card's preprocessing.</summary>
+    public static List<Prediction> Run(ModelCard card, MobileNetV2 net, IReadOnlyList<string> files, int k,
+        Precision precision = Precision.Fp32, MemoryFormat memoryFormat = MemoryFormat.Auto)
+    {
+        using var model = new KerasModel(net, CPU, card.Classes, precision, memoryFormat);
+        using var x = tensor(Preprocess(files, card), [files.Count, 3, card.ImageSize, card.ImageSize]);
+        using var logits = model.Predict(x);
+        return Top(files, logits.data<float>().ToArray(), card, k);
+    }
+
+    /// <summary>A network's loss, accuracy, top-5 and confusion on ROOT/val, in its card's classes and preprocessing.</summary>
+    public static Evaluation Evaluate(ModelCard card, MobileNetV2 net, string root, Device device, int batchSize,
+        Precision precision = Precision.Fp32, MemoryFormat memoryFormat = MemoryFormat.Auto, Action<string>? warn = null)
+    {
+        var val = TrainingData.Val(root, card.ClassFolders, TransformConfig.For(card.ImageSize, card.Mean, card.Std), batchSize, device,
+            new BadImageLog { OnWarning = warn });
+        using var model = new KerasModel(net, device, card.Classes, precision, memoryFormat);
+        return model.Evaluate(val);
     }
 }

@@ -5,6 +5,9 @@ using Keras.MobileNet.Data;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
+using Keras.MobileNet.Runs;
+using Keras.MobileNet.Config;
+
 namespace Keras.MobileNet.Training;
 
 /// <summary>torchvision's published MobileNetV2 weights: the paper network at width 1.0, 1000 ImageNet classes.</summary>
@@ -89,8 +92,7 @@ public static class Pretrained
                                 "for a run of your own use --checkpoint RUN");
         string file = Resolve(weights, dataDir, baseUrl, log: log, published: published);
         var names = ImageNetClasses.ToArray();
-        var card = new ModelCard("paper", 1.0, names.Length, names, names, 224, ImageNetMean, ImageNetStd, 0.2);
-        TorchRuntime.Initialize();
+        var card = new ModelCard(Architecture.Preset.Paper, 1.0, names.Length, names, names, 224, ImageNetMean, ImageNetStd, 0.2);
         var net = Model.Factories.MobileNetV2(card.Spec());
         if (Load(net, file) is string note) throw new UserError($"{file}: {note}");
         return (card, net);

@@ -1,5 +1,8 @@
 using System.Globalization;
 
+using Keras.MobileNet.Runs;
+using Keras.MobileNet.Config;
+
 namespace Keras.MobileNet.Training;
 
 /// <summary>What the live bar shows for the current epoch.</summary>

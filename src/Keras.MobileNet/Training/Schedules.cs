@@ -1,3 +1,6 @@
+using Keras.MobileNet.Runs;
+using Keras.MobileNet.Config;
+
 namespace Keras.MobileNet.Training;
 
 /// <summary>Learning-rate schedules as pure functions; a thin callback applies them.</summary>

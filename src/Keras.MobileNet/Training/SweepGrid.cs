@@ -1,5 +1,8 @@
 using System.Globalization;
 
+using Keras.MobileNet.Runs;
+using Keras.MobileNet.Config;
+
 namespace Keras.MobileNet.Training;
 
 /// <summary>One (width, seed) cell of a sweep: its task index and its run folder.</summary>

@@ -1,9 +1,7 @@
-using System.Globalization;
-using System.Text.Json;
 using Keras.MobileNet.Backend;
 using TorchSharp;
 
-namespace Keras.MobileNet.Training;
+namespace Keras.MobileNet.Runs;
 
 /// <summary>
 /// trainer_state.json, the commit record of a run: the last completed epoch, the files that hold its weights and
@@ -14,6 +12,22 @@ public sealed record TrainerState(int CompletedEpochs, double BestValAccuracy, i
     string? Weights = null, string? Optimizer = null, string? BestWeights = null, IReadOnlyList<HistoryRow>? History = null)
 {
     public static readonly TrainerState Empty = new(0, double.NegativeInfinity, -1, 0, 0, false);
+
+    /// <summary>
+    /// The state after one more epoch: its row replaces any row of that epoch or later, and it is the best when its
+    /// val accuracy (train accuracy without validation) is above every earlier one; a tie keeps the earlier epoch.
+    /// </summary>
+    public (TrainerState Next, bool IsBest) After(HistoryRow row, long images)
+    {
+        double v = row.ValAccuracy ?? row.TrainAccuracy;
+        bool best = v > BestValAccuracy;
+        var rows = (History ?? []).Where(r => r.Epoch < row.Epoch).Append(row).ToList();
+        return (this with
+        {
+            CompletedEpochs = row.Epoch, TrainSeconds = TrainSeconds + row.Seconds, TrainImages = TrainImages + images,
+            BestValAccuracy = best ? v : BestValAccuracy, BestEpoch = best ? row.Epoch : BestEpoch, History = rows,
+        }, best);
+    }
 
     /// <summary>What is wrong with a state read from a file, or null. The files it names must lie inside the run folder.</summary>
     public string? Problem()

@@ -6,11 +6,14 @@ using Keras.MobileNet.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
+using Keras.MobileNet.Runs;
+using Keras.MobileNet.Config;
+
 namespace Keras.MobileNet.Bench;
 
 /// <param name="LiveTensors">TorchSharp's <c>Tensor.TotalCount</c>.</param>
 /// <param name="LiveTensorsByDisposeScopeStatistics">The training thread's dispose-scope statistics (ThreadTotalLiveCount) plus the
-/// tensors the loader's thread handed to it (<see cref="DataLoader.TensorsHandedOver"/>).</param>
+/// tensors the loader's thread handed to it (<see cref="HandOffCounter"/>).</param>
 public sealed record EpochMemory(int Epoch, double Seconds, long PeakWorkingSetBytes, long LiveTensors, long LiveTensorsByDisposeScopeStatistics);
 
 public sealed record EpochBenchResult(string Device, double Width, int Batch, int Images, int Steps, double PureStepSeconds,
@@ -32,7 +35,8 @@ public static class EpochBench
             Synthetic.PhotoFolder(root, "train", images, classes: 10, 500, 375);
             var cfg = TransformConfig.For(imageSize);
             var ds = InMemoryDataset.Build(ImageFolder.Scan(root, "train"), new TrainTransform(cfg), new BadImageLog(), workers);
-            var loader = new DataLoader(ds, batch, shuffle: true, seed: 0, workers, device);
+            var handed = new HandOffCounter();
+            var loader = new DataLoader(ds, batch, shuffle: true, seed: 0, workers, device) { HandOffs = handed };
             manual_seed(0);
             using var model = new KerasModel(Factories.MobileNetV2(MobileNetV2Spec.Build(Preset.Paper, width, 10)), device, 10, precision, memoryFormat);
             model.Compile(new CompileOptions(Optimizers.AdamW(1e-3, 0), Losses.CrossEntropy(0.1)));
@@ -42,7 +46,7 @@ public static class EpochBench
             // Warm-up (allocator, kernels) on one random batch.
             model.Fit(new TensorData(randn(batch, 3, imageSize, imageSize, device: device), randint(0, 10, [batch], device: device), batch), 1);
             var memory = new List<EpochMemory>();
-            var probe = new EpochProbe(memory);
+            var probe = new EpochProbe(memory, handed);
             var pureTimes = new List<double>();
             // Alternate: the epoch's own batches made in advance (same images, same augmentation, on the device), then
             // the same epoch through the pipeline. Identical epochs differ by several percent on a noisy machine, so
@@ -82,7 +86,7 @@ public static class EpochBench
     }
 
     /// <summary>Per epoch: wall time, peak working set during that epoch, and TorchSharp's live-tensor counts.</summary>
-    sealed class EpochProbe(List<EpochMemory> into) : Callback
+    sealed class EpochProbe(List<EpochMemory> into, HandOffCounter handed) : Callback
     {
         Measure.PeakSampler? sampler;
         readonly Stopwatch clock = new();
@@ -98,7 +102,7 @@ public static class EpochBench
         public override void OnEpochEnd(int epoch, Logs logs)
         {
             double s = clock.Elapsed.TotalSeconds;
-            into.Add(new EpochMemory(epoch + 1, s, sampler!.Max, Tensor.TotalCount, DisposeScopeManager.Statistics.ThreadTotalLiveCount + DataLoader.TensorsHandedOver));
+            into.Add(new EpochMemory(epoch + 1, s, sampler!.Max, Tensor.TotalCount, DisposeScopeManager.Statistics.ThreadTotalLiveCount + handed.Count));
             sampler.Dispose();
         }
     }

@@ -1,42 +1,11 @@
-using System.Collections.Immutable;
 using Keras.MobileNet.Data;
 using TorchSharp;
 using static TorchSharp.torch;
 
+using Keras.MobileNet.Runs;
+using Keras.MobileNet.Config;
+
 namespace Keras.MobileNet.Training;
-
-/// <summary>Keras' flat logs dict as an immutable value: "loss", "accuracy", "val_loss", "val_accuracy", "lr", ...</summary>
-public sealed record Logs(ImmutableSortedDictionary<string, double> Values)
-{
-    public static readonly Logs Empty = new(ImmutableSortedDictionary<string, double>.Empty);
-    public double this[string key] => Values[key];
-    public double? Get(string key) => Values.TryGetValue(key, out var v) ? v : null;
-    public Logs With(string key, double value) => new(Values.SetItem(key, value));
-    public Logs Merge(Logs other) => new(Values.SetItems(other.Values));
-    public override string ToString() => string.Join(", ", Values.Select(kv => $"{kv.Key}={kv.Value:G6}"));
-}
-
-/// <summary>Keras' callback: every hook empty by default.</summary>
-public abstract class Callback
-{
-    public KerasModel Model { get; internal set; } = null!;
-    public virtual void OnTrainBegin(Logs logs) { }
-    public virtual void OnTrainEnd(Logs logs) { }
-    public virtual void OnEpochBegin(int epoch, Logs logs) { }
-    /// <summary>After Fit puts the network in training mode for an epoch: where layers are frozen (inference mode).</summary>
-    public virtual void OnTrainingMode(int epoch) { }
-    public virtual void OnEpochEnd(int epoch, Logs logs) { }
-    public virtual void OnBatchBegin(int batch, Logs logs) { }
-    public virtual void OnBatchEnd(int batch, Logs logs) { }
-}
-
-/// <summary>The History callback: a fold of epoch logs.</summary>
-public sealed class History : Callback
-{
-    public List<(int Epoch, Logs Logs)> Epochs { get; } = [];
-    public override void OnEpochEnd(int epoch, Logs logs) => Epochs.Add((epoch, logs));
-    public IReadOnlyList<double> Series(string key) => Epochs.Select(e => e.Logs.Get(key) ?? double.NaN).ToList();
-}
 
 /// <summary>Compile-time choices: how to make the optimizer, the loss, which metrics.</summary>
 public sealed record CompileOptions(Func<IEnumerable<TorchSharp.Modules.Parameter>, optim.Optimizer> Optimizer, Func<Tensor, Tensor, Tensor> Loss, int TopK = 5);
@@ -60,92 +29,6 @@ public static class Optimizers
         perParameter
             ? ps => optim.AdamW(ps, lr: lr, beta1: beta1, beta2: beta2, eps: eps, weight_decay: weightDecay)
             : ps => new MultiTensor.AdamW(ps, lr, beta1, beta2, eps, weightDecay);
-}
-
-/// <summary>What Evaluate returns: the notebook's loss (mean of batch means) and accuracy, top-k, and the confusion matrix.</summary>
-public sealed record Evaluation(double Loss, double Accuracy, double TopK, long[,] Confusion, int Samples)
-{
-    public double[] PerClassAccuracy()
-    {
-        int n = Confusion.GetLength(0);
-        return Enumerable.Range(0, n).Select(i =>
-        {
-            long row = Enumerable.Range(0, n).Sum(j => Confusion[i, j]);
-            return row == 0 ? double.NaN : (double)Confusion[i, i] / row;
-        }).ToArray();
-    }
-
-    /// <summary>The confusion matrix as rows (true class) of counts per predicted class, as JSON writes it.</summary>
-    public long[][] ConfusionRows()
-    {
-        int n = Confusion.GetLength(0);
-        return Enumerable.Range(0, n).Select(i => Enumerable.Range(0, n).Select(j => Confusion[i, j]).ToArray()).ToArray();
-    }
-}
-
-/// <summary>
-/// Metric accumulation on the training device: sums of batch-mean losses, correct and top-k counts, and the first
-/// batch whose loss was not finite. Read back at the end of an epoch, and by callbacks only when they ask (no host
-/// sync per batch).
-/// </summary>
-sealed class MetricFold : IDisposable
-{
-    readonly Tensor lossSum, correct, topk, firstBad, confusion;
-    readonly int classes, k;
-    public int Batches { get; private set; }
-    public int Samples { get; private set; }
-
-    public MetricFold(Device device, int classes, int k)
-    {
-        (this.classes, this.k) = (classes, Math.Min(k, classes));
-        lossSum = zeros(1, float64, device);
-        correct = zeros(1, int64, device);
-        topk = zeros(1, int64, device);
-        firstBad = full(1, -1L, int64, device);
-        confusion = zeros(classes * classes, int64, device);
-    }
-
-    public void Add(Tensor loss, Tensor logits, Tensor labels, bool withConfusion = false)
-    {
-        using var _ = NewDisposeScope();
-        using var __ = no_grad();
-        var l = loss.detach().to(float64).reshape(1);
-        lossSum.add_(l);
-        var pred = logits.argmax(1);
-        correct.add_(pred.eq(labels).sum());
-        var top = logits.topk(k, 1).indexes;
-        topk.add_(top.eq(labels.unsqueeze(1)).any(1).sum());
-        // Remember the first non-finite batch: where firstBad < 0 and the loss is not finite, store this batch index.
-        var bad = l.isfinite().logical_not().logical_and(firstBad.lt(0));
-        firstBad.copy_(where(bad, full(1, (long)Batches, int64, firstBad.device), firstBad));
-        if (withConfusion) confusion.add_(bincount(labels * classes + pred, minlength: classes * classes));
-        Batches++;
-        Samples += (int)labels.shape[0];
-    }
-
-    /// <summary>The one host sync.</summary>
-    public (double Loss, double Accuracy, double TopK, int FirstBadBatch) Read()
-    {
-        using var _ = NewDisposeScope(); // the host copies
-        double ls = lossSum.cpu().item<double>();
-        long c = correct.cpu().item<long>(), t = topk.cpu().item<long>(), bad = firstBad.cpu().item<long>();
-        return (Batches == 0 ? double.NaN : ls / Batches, Samples == 0 ? double.NaN : (double)c / Samples,
-            Samples == 0 ? double.NaN : (double)t / Samples, (int)bad);
-    }
-
-    public long[,] Confusion()
-    {
-        using var _ = NewDisposeScope();
-        var flat = confusion.cpu().data<long>().ToArray();
-        var m = new long[classes, classes];
-        for (int i = 0; i < classes; i++) for (int j = 0; j < classes; j++) m[i, j] = flat[i * classes + j];
-        return m;
-    }
-
-    public void Dispose()
-    {
-        foreach (var t in new[] { lossSum, correct, topk, firstBad, confusion }) t.Dispose();
-    }
 }
 
 /// <summary>
@@ -179,6 +62,8 @@ public sealed class KerasModel : IDisposable
     public optim.Optimizer? Optimizer { get; private set; }
     public bool StopTraining { get; set; }
     public string? StopReason { get; set; }
+    /// <summary>Set by a callback that stops because training broke (a loss or weight not finite), not because it is done.</summary>
+    public bool Failed { get; set; }
     /// <summary>Seed of dropout and other torch randomness; reseeded per epoch so a resumed run matches.</summary>
     public long Seed { get; set; }
 
@@ -208,7 +93,7 @@ public sealed class KerasModel : IDisposable
         foreach (var c in all) c.OnTrainBegin(Logs.Empty);
         for (int epoch = initialEpoch; epoch < epochs && !StopTraining; epoch++)
         {
-            manual_seed(Seed * 100_003 + epoch);
+            SeedEpoch(epoch);
             bool quiet = Backend.QuietGc.Enter(); // no collection inside libtorch calls of this epoch (see QuietGc)
             try
             {
@@ -246,11 +131,17 @@ public sealed class KerasModel : IDisposable
                 foreach (var c in all) c.OnEpochEnd(epoch, logs);
             }
             finally { if (quiet) Backend.QuietGc.Exit(); }
-            Backend.NativeMemory.Trim();
+            TrimAllocator();
         }
         foreach (var c in all) c.OnTrainEnd(history.Epochs.Count > 0 ? history.Epochs[^1].Logs : Logs.Empty);
         return history;
     }
+
+    /// <summary>Torch's generator (dropout) from the seed and the epoch alone, so a run resumed at any epoch draws as the uninterrupted one.</summary>
+    void SeedEpoch(int epoch) => manual_seed(Seed * 100_003 + epoch);
+
+    /// <summary>Hands the native allocator's free pages back to the system between epochs (glibc keeps them otherwise).</summary>
+    static void TrimAllocator() => Backend.NativeMemory.Trim();
 
     void TrainStep(Batch b, MetricFold fold)
     {

@@ -1,7 +1,7 @@
 using Google.Protobuf;
 using Keras.MobileNet.Backend;
 
-namespace Keras.MobileNet.Training;
+namespace Keras.MobileNet.Runs;
 
 /// <summary>
 /// TensorBoard event files, one per epoch (events.out.tfevents.NNNN.keras-mobilenet), each written whole under a

@@ -4,6 +4,9 @@ using Keras.MobileNet.Model;
 using Keras.MobileNet.Training;
 using static TorchSharp.torch;
 
+using Keras.MobileNet.Runs;
+using Keras.MobileNet.Config;
+
 namespace Keras.MobileNet.Bench;
 
 public sealed record OnnxBenchRow(double Width, int Batch, double TorchSharpImagesPerSecond, double OrtFoldedImagesPerSecond,
@@ -23,7 +26,7 @@ public static class OnnxBench
         {
             foreach (double width in widths)
             {
-                var card = new ModelCard("paper", width, 1000, [.. Enumerable.Range(0, 1000).Select(i => $"c{i}")],
+                var card = new ModelCard(Architecture.Preset.Paper, width, 1000, [.. Enumerable.Range(0, 1000).Select(i => $"c{i}")],
                     [.. Enumerable.Range(0, 1000).Select(i => $"c{i}")], imageSize, [0.485f, 0.456f, 0.406f], [0.229f, 0.224f, 0.225f], 0.2);
                 manual_seed(0);
                 using var net = Factories.MobileNetV2(card.Spec());

@@ -1,0 +1,95 @@
+using Keras.MobileNet.Architecture;
+using Keras.MobileNet.Backend;
+using Keras.MobileNet.Data;
+using Keras.MobileNet.Model;
+
+namespace Keras.MobileNet.Config;
+
+/// <summary>
+/// Every option of a training run, typed: the command line parses its words into this once, and nothing below it sees
+/// an option string. Defaults are the notebook's recipe; the dropout's default is the spec's (null here).
+/// </summary>
+public sealed record TrainOptions
+{
+    public double[] Widths { get; init; } = [1.0];
+    public Preset Arch { get; init; } = Preset.Paper;
+    public DatasetKind Dataset { get; init; } = DatasetKind.Imagenette;
+    public ImagenetteSize Size { get; init; } = ImagenetteSize.Full;
+    public string Data { get; init; } = "data";
+    public string? BaseUrl { get; init; }
+    public int ImageSize { get; init; } = 224;
+    public int Epochs { get; init; } = 100;
+    public int BatchSize { get; init; } = 64;
+    public double Lr { get; init; } = 1e-3;
+    public double? MinLr { get; init; }
+    public double WeightDecay { get; init; } = 0;
+    public double LabelSmoothing { get; init; } = 0.1;
+    public ScheduleKind Schedule { get; init; } = ScheduleKind.Epoch;
+    public double WarmupEpochs { get; init; }
+    public int EarlyStoppingPatience { get; init; }
+    public long Seed { get; init; }
+    /// <summary>A sweep's seeds (null: just Seed). With several widths or seeds, every (width, seed) cell is a run.</summary>
+    public long[]? Seeds { get; init; }
+    /// <summary>Run only this cell of the sweep grid (else SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX when set).</summary>
+    public int? TaskIndex { get; init; }
+    public DeviceChoice Device { get; init; } = DeviceChoice.Auto;
+    public Precision Precision { get; init; } = Precision.Fp32;
+    public MemoryFormat MemoryFormat { get; init; } = MemoryFormat.Auto;
+    public int Workers { get; init; } = Environment.ProcessorCount;
+    public bool InMemory { get; init; } = true;
+    public string? Out { get; init; }
+    public bool Resume { get; init; }
+    public bool TensorBoard { get; init; } = true;
+    /// <summary>Classifier dropout; null: the preset's (the spec is the one place that knows it).</summary>
+    public double? Dropout { get; init; }
+    /// <summary>Weights to start from: a .safetensors/.pth state dict, or imagenet1k-v1 / imagenet1k-v2 (torchvision's).</summary>
+    public string? Weights { get; init; }
+    /// <summary>Fine-tuning: features frozen before this epoch (phase 1, the head trains), then phase 2 (null: no freezing).</summary>
+    public int? UnfreezeEpoch { get; init; }
+    /// <summary>Phase 2 trains the children of features from this index on (0: the stem, 1-17: the blocks, 18: the last conv).</summary>
+    public int UnfreezeFrom { get; init; }
+    public BatchNormMode BnMode { get; init; } = BatchNormMode.Frozen;
+    /// <summary>Phase 2's starting learning rate (default lr / 10), with its own cosine decay to min-lr.</summary>
+    public double? FineTuneLr { get; init; }
+    /// <summary>Print the time estimate (and a shorter recipe where it is long on a CPU), then stop.</summary>
+    public bool EstimateOnly { get; init; }
+    /// <summary>The command line as given (for the suggested shorter command).</summary>
+    [System.Text.Json.Serialization.JsonIgnore] public IReadOnlyList<string> Args { get; init; } = [];
+
+    /// <summary>The cosine's floor: --min-lr, else lr / 100.</summary>
+    public double FloorLr => MinLr ?? Lr / 100;
+    /// <summary>Fine-tuning phase 2's starting rate: --fine-tune-lr, else lr / 10.</summary>
+    public double PhaseTwoLr => FineTuneLr ?? Lr / 10;
+
+    /// <summary>The rules between values (ranges and combinations); a broken one is an ArgumentException naming the option.</summary>
+    public void Validate()
+    {
+        if (Widths.Length == 0) throw new ArgumentException("--width needs at least one value");
+        foreach (var w in Widths) MobileNetV2Spec.Validate(w, 2);
+        if (Epochs < 1) throw new ArgumentException($"--epochs must be at least 1, not {Epochs}");
+        if (BatchSize < 1) throw new ArgumentException($"--batch-size must be at least 1, not {BatchSize}");
+        if (!(Lr > 0)) throw new ArgumentException($"--lr must be > 0, not {Lr}");
+        if (WeightDecay < 0) throw new ArgumentException($"--weight-decay must be >= 0, not {WeightDecay}");
+        if (LabelSmoothing is < 0 or >= 1) throw new ArgumentException($"--label-smoothing must be in [0, 1), not {LabelSmoothing}");
+        if (Workers < 1) throw new ArgumentException($"--workers must be at least 1, not {Workers}");
+        if (BatchSize == 1 && Counts.Layers(MobileNetV2Spec.Build(Arch, Widths.Min(), 2), ImageSize, ImageSize)
+                .Last(l => l.Kind == "BatchNorm2d") is { Height: 1, Width: 1 })
+            throw new ArgumentException($"--batch-size 1 at --image-size {ImageSize} leaves BatchNorm one value per channel in the last layers; use 2 or more");
+        TransformConfig.For(ImageSize);
+        if (Dropout is double dr && dr is < 0 or >= 1) throw new ArgumentException($"--dropout must be in [0, 1), not {dr}");
+        if (MinLr is double m && (m < 0 || m > Lr)) throw new ArgumentException($"--min-lr must be in [0, --lr], not {m}");
+        if (WarmupEpochs < 0 || WarmupEpochs >= Epochs) throw new ArgumentException($"--warmup-epochs must be >= 0 and below --epochs ({Epochs}), not {WarmupEpochs}");
+        if (Resume && Out is null) throw new ArgumentException("--resume needs --out RUN_DIR (the run to continue)");
+        if (Seeds is { Length: 0 }) throw new ArgumentException("--seeds needs at least one value");
+        if (Seeds is not null && Seeds.Distinct().Count() != Seeds.Length) throw new ArgumentException("--seeds lists a seed twice");
+        if (Widths.Distinct().Count() != Widths.Length) throw new ArgumentException("--width lists a width twice");
+        if (TaskIndex is int ti && ti < 0) throw new ArgumentException($"--task-index must be >= 0, not {ti}");
+        if (TaskIndex is not null && Out is null) throw new ArgumentException("--task-index needs --out SWEEP_DIR (the folder every task shares)");
+        if (TaskIndex is not null && Widths.Length == 1 && Seeds is null) throw new ArgumentException("--task-index needs a sweep: several --width values or --seeds");
+        if (UnfreezeEpoch is int e && (e < 0 || e >= Epochs)) throw new ArgumentException($"--unfreeze-epoch must be in [0, --epochs), not {e}");
+        int children = MobileNetV2Spec.Table.Sum(r => r.N) + 2;
+        if (UnfreezeFrom < 0 || UnfreezeFrom >= children) throw new ArgumentException($"--unfreeze-from must be in [0, {children - 1}] (children of features), not {UnfreezeFrom}");
+        if (FineTuneLr is double f && !(f > 0)) throw new ArgumentException($"--fine-tune-lr must be > 0, not {f}");
+        if (UnfreezeEpoch is not null && Schedule == ScheduleKind.Step) throw new ArgumentException("--unfreeze-epoch works with --schedule epoch (each phase has its own cosine)");
+    }
+}

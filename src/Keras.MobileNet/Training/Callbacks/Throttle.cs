@@ -1,0 +1,10 @@
+using Keras.MobileNet.Runs;
+using Keras.MobileNet.Config;
+
+namespace Keras.MobileNet.Training;
+
+/// <summary>Sleeps after each batch: a test aid (KM_THROTTLE_MS) that widens the window in which a run can be interrupted.</summary>
+public sealed class Throttle(int ms) : Callback
+{
+    public override void OnBatchEnd(int batch, Logs logs) => Thread.Sleep(ms);
+}

@@ -1,0 +1,151 @@
+using System.Globalization;
+using Keras.MobileNet.Architecture;
+using Keras.MobileNet.Backend;
+using Keras.MobileNet.Config;
+using Keras.MobileNet.Data;
+using Keras.MobileNet.Model;
+using Keras.MobileNet.Runs;
+using static TorchSharp.torch;
+
+namespace Keras.MobileNet.Training;
+
+/// <summary>One run in its folder: the model card, the network, the callbacks, Fit, and the summary.</summary>
+public static class SingleRun
+{
+    public static RunResult Train(TrainOptions o, double width, string folder, Device device, LoadedData data, ProgressOutput output,
+        Action<string> log, double? estimateSeconds = null)
+    {
+        using var run = RunFolder.Open(folder, o.TensorBoard); // one run per folder, for the whole run
+        var stored = run.ReadState();
+        TrainerState state = TrainerState.Empty;
+        if (o.Resume)
+        {
+            if (stored is null) throw new UserError($"--resume: {folder} holds no run to resume (no trainer_state.json)");
+            CheckSameRun(folder, o, width);
+            run.Publish(stored); // what a kill between the commit and the derived files left, made whole
+            state = stored with { History = stored.History ?? HistoryRow.ReadCsv(Path.Combine(folder, RunReader.History)).Where(r => r.Epoch <= stored.CompletedEpochs).ToList() };
+            log($"resuming {folder} after epoch {state.CompletedEpochs}");
+        }
+        else if (stored is not null)
+            throw new UserError($"{folder} already holds a run; use --resume to continue it or another --out");
+        else run.Sweep(null);
+        var card = Card(o, width, data.ClassFolders, data.ClassNames, data.Transform);
+        var spec = card.Spec();
+        var counts = Counts.Of(spec, o.ImageSize, o.ImageSize);
+        if (!o.Resume)
+        {
+            Files.WriteJson(Path.Combine(folder, RunReader.Card), card);
+            Files.WriteJson(Path.Combine(folder, RunReader.Options), o);
+        }
+        log($"{folder}: MobileNetV2 {Files.Word(o.Arch)} width {width}, {counts.Trainable:N0} trainable params, {counts.Macs:N0} MACs, device {device}");
+
+        using var model = Build(o, spec, device);
+        if (state.CompletedEpochs > 0)
+        {
+            run.Restore(state, model.Network, model.Optimizer!);
+        }
+        else if (data.WeightsFile is string wf)
+        {
+            string? head = Pretrained.Load(model.Network, wf);
+            log($"starting from {o.Weights}" + (wf != o.Weights ? $" ({wf})" : "") + (head is null ? "" : $"; {head}"));
+        }
+
+        int steps = data.Train.BatchesPerEpoch;
+        var commit = new EpochCommit(run, state, data.Train.Dataset.Count);
+        var callbacks = new List<Callback> { Schedule(o, steps), new TerminateOnNaN(), commit, new ProgressPrinter(output, o.Epochs, steps) };
+        if (o.UnfreezeEpoch is int unfreeze)
+        {
+            callbacks.Add(new FineTuning(unfreeze, o.UnfreezeFrom, o.BnMode == BatchNormMode.Train));
+            log($"fine-tuning: features frozen for epochs 1-{unfreeze} (BatchNorm in inference mode), then features.{o.UnfreezeFrom} on train " +
+                $"at lr {o.PhaseTwoLr:G3} (BatchNorm {o.BnMode.ToString().ToLowerInvariant()})");
+        }
+        if (o.EarlyStoppingPatience > 0) callbacks.Add(new EarlyStopping("val_accuracy", o.EarlyStoppingPatience));
+        if (TestHooks.ThrottleMs > 0) callbacks.Add(new Throttle(TestHooks.ThrottleMs));
+
+        var wall = System.Diagnostics.Stopwatch.StartNew();
+        using (var signals = StopSignals.Listen())
+        {
+            callbacks.Add(new StopOnSignal(signals, folder, () => commit.State.CompletedEpochs)); // last: after the epoch's commit
+            model.Fit(data.Train, o.Epochs, data.Val, callbacks, initialEpoch: state.CompletedEpochs);
+        }
+        wall.Stop();
+
+        var status = model.Failed ? RunStatus.Failed : model.StopReason is null ? RunStatus.Completed : RunStatus.EarlyStopped;
+        bool failed = status == RunStatus.Failed;
+        state = commit.State;
+        var rows = state.History ?? [];
+        string bestPath = Path.Combine(folder, RunReader.Best);
+        if (!failed && File.Exists(bestPath))
+        {
+            // The confusion matrix of the best checkpoint, for confusion.png and the report.
+            Checkpoints.Load(model.Network, bestPath);
+            var ev = model.Evaluate(data.Val);
+            Files.WriteJson(Path.Combine(folder, RunReader.Confusion), new ConfusionData(data.ClassNames, ev.ConfusionRows()));
+        }
+        state = state with { Finished = !failed };
+        run.WriteState(state);
+        var summary = new RunSummary(o.Arch, width, spec.Classes, o.ImageSize, counts.Trainable, counts.NonTrainable, counts.Macs,
+            double.IsFinite(state.BestValAccuracy) ? state.BestValAccuracy : null, state.BestEpoch,
+            rows.LastOrDefault()?.ValAccuracy, rows.Count, state.TrainSeconds, state.TrainImages / Math.Max(state.TrainSeconds, 1e-9), device.ToString(), o.Seed,
+            model.StopReason, o, status);
+        Files.WriteJson(Path.Combine(folder, RunReader.Summary), summary);
+        if (model.StopReason is not null) log(model.StopReason);
+        log($"{folder}: best val_accuracy {(summary.BestValAccuracy is double b ? b.ToString("F4", CultureInfo.InvariantCulture) : "-")}" +
+            $" (epoch {(summary.BestEpoch > 0 ? summary.BestEpoch : "-")}), {rows.Count} epochs; this session trained for " +
+            Estimate.Describe(wall.Elapsed.TotalSeconds) + (estimateSeconds is double est ? $" (estimated {Estimate.Describe(est)})" : ""));
+        return new RunResult(folder, summary, rows);
+    }
+
+    /// <summary>The model card of a run: the preset's dropout unless --dropout says otherwise (the spec is the one place that knows it).</summary>
+    public static ModelCard Card(TrainOptions o, double width, string[] classFolders, string[] classNames, TransformConfig transform)
+    {
+        double dropout = MobileNetV2Spec.Build(o.Arch, width, classFolders.Length, o.Dropout).Dropout;
+        return new ModelCard(o.Arch, width, classFolders.Length, classFolders, classNames, o.ImageSize, transform.Mean, transform.Std, dropout);
+    }
+
+    /// <summary>The network of a spec, initialised from the run's seed, compiled with the run's optimizer and loss.</summary>
+    public static KerasModel Build(TrainOptions o, NetworkSpec spec, Device device)
+    {
+        manual_seed(o.Seed); // initialisation is a function of the seed too
+        var model = new KerasModel(Factories.MobileNetV2(spec), device, spec.Classes, o.Precision, o.MemoryFormat) { Seed = o.Seed };
+        model.Compile(Compile(o));
+        return model;
+    }
+
+    /// <summary>AdamW with the run's learning rate and weight decay; cross-entropy with its label smoothing.</summary>
+    public static CompileOptions Compile(TrainOptions o) =>
+        new(Optimizers.AdamW(o.Lr, o.WeightDecay), Losses.CrossEntropy(o.LabelSmoothing));
+
+    /// <summary>The learning-rate callback of the options: per-epoch cosine (two phases when fine-tuning) or per-step warm-up + cosine.</summary>
+    public static Callback Schedule(TrainOptions o, int stepsPerEpoch) => o.Schedule == ScheduleKind.Step
+        ? new StepLearningRateScheduler(Schedules.WarmupCosine(o.Lr, o.FloorLr, (long)o.Epochs * stepsPerEpoch, (long)(o.WarmupEpochs * stepsPerEpoch)), stepsPerEpoch)
+        : new LearningRateScheduler(o.UnfreezeEpoch is int ue
+            ? Schedules.TwoPhaseCosine(o.Lr, o.PhaseTwoLr, o.FloorLr, ue, o.Epochs)
+            : Schedules.CosineAnnealing(o.Lr, o.FloorLr, o.Epochs));
+
+    /// <summary>The options that define a run: a resume with any of them changed would not continue the same run.</summary>
+    static void CheckSameRun(string folder, TrainOptions o, double width)
+    {
+        string path = Path.Combine(folder, RunReader.Options);
+        if (!File.Exists(path)) throw new UserError($"--resume: {path} is missing, so the run cannot be checked");
+        var s = Files.ReadJson<TrainOptions>(path, t => t.Widths is null || t.Data is null ? "widths and data are missing" : null);
+        static string V(object? v) => v switch
+        {
+            null => "(default)", double d => d.ToString("R", CultureInfo.InvariantCulture), Enum e => Files.Word(e), _ => v.ToString()!,
+        };
+        var pairs = new (string Option, object? Stored, object? Now)[]
+        {
+            ("--arch", s.Arch, o.Arch), ("--width", s.Widths.FirstOrDefault(), width),
+            ("--dataset", s.Dataset, o.Dataset), ("--size", s.Dataset == DatasetKind.Imagenette ? s.Size : null, o.Dataset == DatasetKind.Imagenette ? o.Size : null),
+            ("--data", Path.GetFullPath(s.Data), Path.GetFullPath(o.Data)), ("--image-size", s.ImageSize, o.ImageSize),
+            ("--epochs", s.Epochs, o.Epochs), ("--batch-size", s.BatchSize, o.BatchSize), ("--lr", s.Lr, o.Lr), ("--min-lr", s.MinLr, o.MinLr),
+            ("--weight-decay", s.WeightDecay, o.WeightDecay), ("--label-smoothing", s.LabelSmoothing, o.LabelSmoothing),
+            ("--schedule", s.Schedule, o.Schedule), ("--warmup-epochs", s.WarmupEpochs, o.WarmupEpochs), ("--seed", s.Seed, o.Seed),
+            ("--dropout", s.Dropout, o.Dropout), ("--weights", s.Weights, o.Weights), ("--unfreeze-epoch", s.UnfreezeEpoch, o.UnfreezeEpoch),
+            ("--unfreeze-from", s.UnfreezeFrom, o.UnfreezeFrom), ("--bn-mode", s.BnMode, o.BnMode), ("--fine-tune-lr", s.FineTuneLr, o.FineTuneLr), ("--early-stopping", s.EarlyStoppingPatience, o.EarlyStoppingPatience),
+        };
+        foreach (var (option, stored, now) in pairs)
+            if (!Equals(stored, now))
+                throw new UserError($"--resume: {folder} was trained with {option} {V(stored)}, not {V(now)}; resume with the same options or train into another --out");
+    }
+}

@@ -1,0 +1,73 @@
+using Keras.MobileNet.Backend;
+using Keras.MobileNet.Config;
+using Keras.MobileNet.Data;
+using static TorchSharp.torch;
+
+using Keras.MobileNet.Runs;
+
+namespace Keras.MobileNet.Training;
+
+/// <summary>The data of a run, and the weights file it starts from (whose preprocessing the transforms use).</summary>
+public sealed record LoadedData(DataLoader Train, DataLoader Val, string[] ClassFolders, string[] ClassNames, TransformConfig Transform,
+    BadImageLog BadImages, string? WeightsFile = null)
+{
+    /// <summary>The same images, served in the order and with the augmentation of another seed.</summary>
+    public LoadedData WithSeed(long seed) => this with { Train = Train.WithSeed(seed), Val = Val.WithSeed(seed) };
+}
+
+/// <summary>Where a run's images are, and the loaders over them: the one way training, evaluate and the estimate find them.</summary>
+public static class TrainingData
+{
+    /// <summary>The image-folder root of a run's options (train/ and val/ inside), downloaded or not.</summary>
+    public static string Root(TrainOptions o) =>
+        o.Dataset == DatasetKind.Imagenette ? Path.Combine(o.Data, Imagenette.Archive(o.Size).Folder) : o.Data;
+
+    /// <summary>A dataset of one split: decoded once and kept (in memory), or decoded per epoch (streaming).</summary>
+    public static IImageDataset Dataset(ImageFolderSplit split, IImageTransform transform, BadImageLog bad, bool inMemory, int workers) =>
+        inMemory ? InMemoryDataset.Build(split, transform, bad, workers) : new StreamingDataset(split, transform, bad);
+
+    /// <summary>The val loader of a root for a model's classes and preprocessing (in order, no augmentation).</summary>
+    public static DataLoader Val(string root, IReadOnlyList<string> classFolders, TransformConfig cfg, int batchSize, Device device,
+        BadImageLog bad, bool inMemory = true, int? workers = null)
+    {
+        int w = workers ?? Environment.ProcessorCount;
+        var ds = Dataset(ImageFolder.Scan(root, "val", classFolders), new ValTransform(cfg), bad, inMemory, w);
+        return new DataLoader(ds, batchSize, shuffle: false, 0, w, device);
+    }
+
+    public static LoadedData Load(TrainOptions o, Device device, Action<string> log, string? weightsFile = null)
+    {
+        bool imagenette = o.Dataset == DatasetKind.Imagenette;
+        string root = o.Data;
+        if (imagenette)
+        {
+            using var http = Download.NewClient();
+            root = Imagenette.EnsureAsync(Imagenette.Archive(o.Size), o.Data, o.BaseUrl, http, null, log).GetAwaiter().GetResult();
+        }
+        else if (!Directory.Exists(root)) throw new UserError($"data folder {root} does not exist");
+        var (mean, std) = weightsFile is null ? (null, null) : Pretrained.Preprocessing(o.Weights!, weightsFile, log);
+        var cfg = TransformConfig.For(o.ImageSize, mean, std);
+        var train = ImageFolder.Scan(root, "train");
+        var val = ImageFolder.Scan(root, "val", train.Classes);
+        var names = train.Classes.Select(c => imagenette ? Imagenette.HumanName(c) : c).ToArray();
+        var (trainCounts, valCounts) = (train.CountsPerClass(), val.CountsPerClass());
+        log($"classes ({names.Length}): " + string.Join(", ", names.Select((n, i) => $"{n} {trainCounts[i]}/{valCounts[i]}")));
+        var bad = new BadImageLog { OnWarning = log };
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var trainDs = Dataset(train, new TrainTransform(cfg), bad, o.InMemory, o.Workers);
+        var valDs = Dataset(val, new ValTransform(cfg), bad, o.InMemory, o.Workers);
+        log(trainDs is InMemoryDataset t && valDs is InMemoryDataset v
+            ? $"in-memory dataset: {t.Count} train + {v.Count} val images, {(t.Bytes + v.Bytes) / 1e6:F1} MB, built in {clock.Elapsed.TotalSeconds:F1} s"
+            : $"streaming dataset: {trainDs.Count} train + {valDs.Count} val images");
+        if (bad.Count > 0) log($"skipped {bad.Count} unreadable image(s)");
+        // A training batch of one image gives BatchNorm one value per channel where the feature map is 1x1: NaN running
+        // statistics. Like PyTorch's drop_last, but only for that remainder.
+        bool dropLast = o.BatchSize > 1 && trainDs.Count % o.BatchSize == 1;
+        if (dropLast) log($"note: {trainDs.Count} train images in batches of {o.BatchSize} leave a last batch of one image, which BatchNorm cannot " +
+                          "train on; each epoch drops it (a different image each epoch, as the order is shuffled)");
+        return new LoadedData(
+            new DataLoader(trainDs, o.BatchSize, shuffle: true, o.Seed, o.Workers, device, dropLast: dropLast),
+            new DataLoader(valDs, o.BatchSize, shuffle: false, o.Seed, o.Workers, device),
+            [.. train.Classes], names, cfg, bad, weightsFile);
+    }
+}
