@@ -2,8 +2,6 @@ using System.CommandLine;
 using System.CommandLine.Parsing;
 using Keras.MobileNet.Backend;
 
-using Keras.MobileNet.Runs;
-
 namespace Keras.MobileNet.Cli;
 
 /// <summary>The command line: verbs, options, and the one place that turns failures into one line + exit code.</summary>

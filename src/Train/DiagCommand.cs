@@ -3,8 +3,6 @@ using Keras.MobileNet.Data;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 
-using Keras.MobileNet.Runs;
-
 namespace Keras.MobileNet.Cli;
 
 /// <summary>Hidden: resizes an image with our Pillow-compatible resample and writes a PNG, to compare with Pillow itself.</summary>

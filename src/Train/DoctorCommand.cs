@@ -1,8 +1,6 @@
 using System.CommandLine;
 using Keras.MobileNet.Backend;
 
-using Keras.MobileNet.Runs;
-
 namespace Keras.MobileNet.Cli;
 
 /// <summary>What the program will run on and why, and what to do about anything missing.</summary>

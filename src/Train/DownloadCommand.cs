@@ -2,8 +2,6 @@ using System.CommandLine;
 using Keras.MobileNet.Data;
 using Spectre.Console;
 
-using Keras.MobileNet.Runs;
-
 namespace Keras.MobileNet.Cli;
 
 public static class DownloadCommand

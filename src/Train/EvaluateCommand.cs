@@ -9,15 +9,16 @@ using Spectre.Console;
 
 namespace Keras.MobileNet.Cli;
 
+/// <summary>evaluate: top-1, top-5, per-class accuracy, confusion and loss of a run's checkpoint or of torchvision's weights on a val/ folder.</summary>
 public static class EvaluateCommand
 {
     public static Command Create()
     {
-        var checkpoint = new Option<string?>("--checkpoint") { Description = "Run folder or .safetensors (next to its model.json)" };
         var weights = new Option<string?>("--weights") { Description = "imagenet1k-v1 or imagenet1k-v2 instead of --checkpoint: torchvision's ImageNet network on --data, whose class folders are ImageNet classes (or Imagenette's ids)" };
         var data = new Option<string?>("--data") { Description = "Image-folder root with val/ (default: the run's data)" };
         var json = new Option<bool>("--json") { Description = "Print JSON" };
         var device = Words.DeviceOption();
+        var checkpoint = Words.CheckpointOption();
         var batch = new Option<int?>("--batch-size") { Description = "Default: the run's batch size" };
         var precision = Words.PrecisionOption();
         var memoryFormat = Words.MemoryFormatOption();

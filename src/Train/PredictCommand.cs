@@ -8,11 +8,12 @@ using static TorchSharp.torch;
 
 namespace Keras.MobileNet.Cli;
 
+/// <summary>predict: the most probable classes of image files, through a checkpoint, an exported ONNX file or torchvision's weights.</summary>
 public static class PredictCommand
 {
     public static Command Create()
     {
-        var checkpoint = new Option<string?>("--checkpoint") { Description = "Run folder or .safetensors (next to its model.json)" };
+        var checkpoint = Words.CheckpointOption();
         var onnx = new Option<string?>("--onnx") { Description = "An exported .onnx file, run with ONNX Runtime (instead of --checkpoint)" };
         var weights = new Option<string?>("--weights") { Description = "imagenet1k-v1 or imagenet1k-v2: torchvision's ImageNet network (instead of --checkpoint)" };
         var data = new Option<string>("--data") { Description = "Where --weights are downloaded (DATA/weights)", DefaultValueFactory = _ => "data" };

@@ -4,8 +4,6 @@ using Keras.MobileNet.Architecture;
 using Keras.MobileNet.Model;
 using Spectre.Console;
 
-using Keras.MobileNet.Runs;
-
 namespace Keras.MobileNet.Cli;
 
 public static class SummaryCommand

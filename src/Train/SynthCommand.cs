@@ -1,8 +1,6 @@
 using System.CommandLine;
 using Keras.MobileNet.Data;
 
-using Keras.MobileNet.Runs;
-
 namespace Keras.MobileNet.Cli;
 
 /// <summary>Writes the generated shapes dataset (a learnable image folder for smoke runs without downloads).</summary>

@@ -2,7 +2,6 @@ using System.CommandLine;
 using Keras.MobileNet.Architecture;
 using Keras.MobileNet.Config;
 using Keras.MobileNet.Data;
-using Keras.MobileNet.Runs;
 using Keras.MobileNet.Training;
 
 namespace Keras.MobileNet.Cli;
@@ -66,12 +65,14 @@ public static class TrainCommand
     {
         var table = Table();
         foreach (var row in table) root.Options.Add(row.Option);
-        TrainOptions read(ParseResult p) => table.Aggregate(new TrainOptions { Args = p.Tokens.Select(t => t.Value).ToArray() }, (o, row) => row.Apply(p, o));
+        TrainOptions read(ParseResult p) => table.Aggregate(new TrainOptions(), (o, row) => row.Apply(p, o));
         Read = read;
         root.SetAction(p => App.Guard(p, () =>
         {
             var opts = read(p);
-            var results = Runner.TrainAll(opts, App.Console2, Console.WriteLine); // plain lines: a suggested command must copy whole
+            var args = p.Tokens.Select(t => t.Value).ToArray();
+            var results = Runner.TrainAll(opts, App.Console2, Console.WriteLine, // plain lines: a suggested command must copy whole
+                commandWith: set => Words.CommandWith(args, set));
             if (opts.EstimateOnly) return 0;
             // The run is complete and saved; a figure that cannot be drawn is reported, not a failed training.
             try { PlotCommand.AfterTraining(results); }

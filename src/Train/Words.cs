@@ -81,4 +81,31 @@ public static class Words
 
     public static Option<Model.MemoryFormat> MemoryFormatOption() => Choice("--memory-format",
         "Layout of activations and conv weights: auto is channels_last on CUDA", Model.MemoryFormat.Auto);
+
+    /// <summary>The user's command line with some options set to other values (added when absent).</summary>
+    public static string CommandWith(IReadOnlyList<string> args, IReadOnlyDictionary<string, string> set)
+    {
+        var outArgs = new List<string>();
+        var done = new HashSet<string>();
+        for (int i = 0; i < args.Count; i++)
+        {
+            if (args[i] is "--estimate-only" or "--resume") continue;
+            if (set.TryGetValue(args[i], out var v) && i + 1 < args.Count)
+            {
+                outArgs.Add(args[i]);
+                outArgs.Add(v);
+                done.Add(args[i]);
+                i++;
+                continue;
+            }
+            outArgs.Add(args[i]);
+        }
+        foreach (var (k, v) in set) if (!done.Contains(k)) { outArgs.Add(k); outArgs.Add(v); }
+        return "dotnet run --project src/Train -- " + string.Join(' ', outArgs.Select(Quote));
+    }
+
+    static string Quote(string a) => a.Length > 0 && a.All(c => char.IsLetterOrDigit(c) || "-_./,=:+".Contains(c)) ? a : $"'{a.Replace("'", "'\\''")}'";
+
+    /// <summary>--checkpoint RUN: a run folder, or a .safetensors next to its model.json.</summary>
+    public static Option<string?> CheckpointOption() => new("--checkpoint") { Description = "Run folder or .safetensors (next to its model.json)" };
 }

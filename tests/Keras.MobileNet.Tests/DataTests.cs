@@ -1,15 +1,8 @@
 using System.Formats.Tar;
 using System.Security.Cryptography;
-using Keras.MobileNet.Backend;
-using Keras.MobileNet.Architecture;
-using Keras.MobileNet.Data;
-using Keras.MobileNet.Model;
-using Keras.MobileNet.Training;
-using NUnit.Framework;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 using SixLabors.ImageSharp.Processing;
-using static TorchSharp.torch;
 
 namespace Keras.MobileNet.Tests;
 

@@ -1,9 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using Keras.MobileNet.Data;
-using Keras.MobileNet.Training;
-using NUnit.Framework;
 using TorchSharp.PyBridge;
 
 namespace Keras.MobileNet.Tests;

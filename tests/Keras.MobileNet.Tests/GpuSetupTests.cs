@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Text.Json;
-using Keras.MobileNet.Backend;
-using NUnit.Framework;
 
 namespace Keras.MobileNet.Tests;
 

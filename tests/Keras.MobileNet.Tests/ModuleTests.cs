@@ -1,9 +1,4 @@
-using Keras.MobileNet.Architecture;
-using Keras.MobileNet.Model;
-using NUnit.Framework;
-using TorchSharp;
 using TorchSharp.PyBridge;
-using static TorchSharp.torch;
 
 namespace Keras.MobileNet.Tests;
 

@@ -1,9 +1,4 @@
-using Keras.MobileNet.Architecture;
 using Keras.MobileNet.Export;
-using Keras.MobileNet.Model;
-using Keras.MobileNet.Training;
-using NUnit.Framework;
-using static TorchSharp.torch;
 
 namespace Keras.MobileNet.Tests;
 

@@ -1,9 +1,3 @@
-using Keras.MobileNet.Architecture;
-using Keras.MobileNet.Model;
-using Keras.MobileNet.Training;
-using NUnit.Framework;
-using static TorchSharp.torch;
-
 namespace Keras.MobileNet.Tests;
 
 /// <summary>The multi-tensor AdamW against TorchSharp's per-parameter AdamW, which follows PyTorch's.</summary>

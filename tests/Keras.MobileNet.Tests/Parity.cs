@@ -1,6 +1,3 @@
-using TorchSharp;
-using static TorchSharp.torch;
-
 namespace Keras.MobileNet.Tests;
 
 /// <summary>The fixture README's parity recipe, written with plain TorchSharp calls (an independent reference).</summary>

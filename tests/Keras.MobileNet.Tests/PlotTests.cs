@@ -1,7 +1,4 @@
-using Keras.MobileNet.Backend;
 using Keras.MobileNet.Reports;
-using Keras.MobileNet.Training;
-using NUnit.Framework;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 

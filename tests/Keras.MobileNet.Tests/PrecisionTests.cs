@@ -1,11 +1,3 @@
-using Keras.MobileNet.Architecture;
-using Keras.MobileNet.Data;
-using Keras.MobileNet.Model;
-using Keras.MobileNet.Training;
-using NUnit.Framework;
-using TorchSharp;
-using static TorchSharp.torch;
-
 namespace Keras.MobileNet.Tests;
 
 /// <summary>bf16 mixed precision and channels-last on the CPU: same network, same keys, fp32 where autocast keeps fp32.</summary>

@@ -1,11 +1,5 @@
 using System.Security.Cryptography;
-using Keras.MobileNet.Architecture;
-using Keras.MobileNet.Backend;
-using Keras.MobileNet.Model;
-using Keras.MobileNet.Training;
-using NUnit.Framework;
 using TorchSharp.PyBridge;
-using static TorchSharp.torch;
 
 namespace Keras.MobileNet.Tests;
 

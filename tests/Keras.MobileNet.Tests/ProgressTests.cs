@@ -1,8 +1,5 @@
 using System.Diagnostics;
 using System.Text.RegularExpressions;
-using Keras.MobileNet.Data;
-using Keras.MobileNet.Training;
-using NUnit.Framework;
 
 namespace Keras.MobileNet.Tests;
 
@@ -163,7 +160,7 @@ public class EstimateTests
     {
         string[] args = ["--width", "0.75", "--data", "my data", "--epochs", "100", "--estimate-only"];
         var set = new Dictionary<string, string> { ["--epochs"] = "12", ["--image-size"] = "128" };
-        Assert.That(Estimate.Command(args, set),
+        Assert.That(Keras.MobileNet.Cli.Words.CommandWith(args, set),
             Is.EqualTo("dotnet run --project src/Train -- --width 0.75 --data 'my data' --epochs 12 --image-size 128"));
     }
 }

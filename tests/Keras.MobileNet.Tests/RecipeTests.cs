@@ -1,11 +1,5 @@
 using System.Text.Json;
 using Keras.MobileNet.Cli;
-using Keras.MobileNet.Data;
-using Keras.MobileNet.Model;
-using Keras.MobileNet.Training;
-using NUnit.Framework;
-using TorchSharp;
-using static TorchSharp.torch;
 
 namespace Keras.MobileNet.Tests;
 

@@ -1,6 +1,4 @@
 using Keras.MobileNet.Reports;
-using Keras.MobileNet.Training;
-using NUnit.Framework;
 using ScottPlot;
 
 namespace Keras.MobileNet.Tests;

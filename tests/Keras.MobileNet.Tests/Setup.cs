@@ -1,6 +1,3 @@
-using Keras.MobileNet.Backend;
-using NUnit.Framework;
-
 namespace Keras.MobileNet.Tests;
 
 [SetUpFixture]

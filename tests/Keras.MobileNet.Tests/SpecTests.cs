@@ -1,6 +1,3 @@
-using Keras.MobileNet.Architecture;
-using NUnit.Framework;
-
 namespace Keras.MobileNet.Tests;
 
 /// <summary>Pure arithmetic of the architecture: no module, no tensor.</summary>
@@ -120,19 +117,10 @@ public class SpecTests
         Assert.That(counts.Macs, Is.EqualTo(macs));
     }
 
-    [TestCase(1.0, 2236682)]
-    [TestCase(0.75, 1368234)]
-    [TestCase(0.5, 700490)]
-    [TestCase(0.25, 250922)]
-    public void Paper_trainable_params_10_classes(double width, long expected) =>
-        Assert.That(Counts.Of(MobileNetV2Spec.Build(Preset.Paper, width, 10)).Trainable, Is.EqualTo(expected));
-
-    [TestCase(1.0, 2254858)]
-    [TestCase(0.75, 1292578)]
-    [TestCase(0.5, 596010)]
-    [TestCase(0.25, 165154)]
-    public void Notebook_trainable_params_10_classes(double width, long expected) =>
-        Assert.That(Counts.Of(MobileNetV2Spec.Build(Preset.Notebook, width, 10)).Trainable, Is.EqualTo(expected));
+    [TestCase(Preset.Paper, 1.0, 2236682), TestCase(Preset.Paper, 0.75, 1368234), TestCase(Preset.Paper, 0.5, 700490), TestCase(Preset.Paper, 0.25, 250922)]
+    [TestCase(Preset.Notebook, 1.0, 2254858), TestCase(Preset.Notebook, 0.75, 1292578), TestCase(Preset.Notebook, 0.5, 596010), TestCase(Preset.Notebook, 0.25, 165154)]
+    public void Trainable_params_10_classes(Preset preset, double width, long expected) =>
+        Assert.That(Counts.Of(MobileNetV2Spec.Build(preset, width, 10)).Trainable, Is.EqualTo(expected));
 
     [Test]
     public void Keras_figures_for_width_one_1000_classes()

@@ -1,9 +1,6 @@
 using System.Diagnostics;
 using k8s;
 using k8s.Models;
-using Keras.MobileNet.Backend;
-using Keras.MobileNet.Training;
-using NUnit.Framework;
 
 namespace Keras.MobileNet.Tests;
 

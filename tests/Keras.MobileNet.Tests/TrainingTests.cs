@@ -1,10 +1,4 @@
-using Keras.MobileNet.Architecture;
-using Keras.MobileNet.Data;
-using Keras.MobileNet.Model;
-using Keras.MobileNet.Training;
-using NUnit.Framework;
 using TorchSharp.PyBridge;
-using static TorchSharp.torch;
 
 namespace Keras.MobileNet.Tests;
 

@@ -1,3 +1,10 @@
 global using Keras.MobileNet.Config;
 global using Keras.MobileNet.Runs;
 global using Keras.MobileNet.Architecture;
+global using Keras.MobileNet.Data;
+global using Keras.MobileNet.Model;
+global using Keras.MobileNet.Training;
+global using Keras.MobileNet.Backend;
+global using NUnit.Framework;
+global using TorchSharp;
+global using static TorchSharp.torch;

@@ -24,7 +24,6 @@ public static class FaultPoints
     }
 }
 
-
 /// <summary>Test aids read from the environment, never options: KM_THROTTLE_MS=N sleeps N ms after each training batch.</summary>
 public static class TestHooks
 {

@@ -53,8 +53,6 @@ public sealed record TrainOptions
     public double? FineTuneLr { get; init; }
     /// <summary>Print the time estimate (and a shorter recipe where it is long on a CPU), then stop.</summary>
     public bool EstimateOnly { get; init; }
-    /// <summary>The command line as given (for the suggested shorter command).</summary>
-    [System.Text.Json.Serialization.JsonIgnore] public IReadOnlyList<string> Args { get; init; } = [];
 
     /// <summary>The cosine's floor: --min-lr, else lr / 100.</summary>
     public double FloorLr => MinLr ?? Lr / 100;

@@ -10,7 +10,6 @@ using Onnx;
 using static TorchSharp.torch;
 
 using Keras.MobileNet.Runs;
-using Keras.MobileNet.Config;
 
 namespace Keras.MobileNet.Export;
 

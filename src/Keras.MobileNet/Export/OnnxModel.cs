@@ -5,7 +5,6 @@ using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 
 using Keras.MobileNet.Runs;
-using Keras.MobileNet.Config;
 
 namespace Keras.MobileNet.Export;
 

@@ -6,7 +6,10 @@ using Act = Keras.MobileNet.Architecture.Activation;
 
 namespace Keras.MobileNet.Model;
 
-/// <summary>Pure factories: a spec in, a TorchSharp module out. Names follow torchvision so state dicts move freely.</summary>
+/// <summary>
+/// Factories: a spec in, a TorchSharp module out, named as torchvision names it so state dicts move freely. Not pure:
+/// initialisation draws from torch's global generator (seed it first, as <c>SingleRun.Build</c> does).
+/// </summary>
 public static class Factories
 {
     public static nn.Module<Tensor, Tensor> Activation(Act act) => act switch

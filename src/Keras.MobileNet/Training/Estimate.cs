@@ -6,7 +6,6 @@ using Keras.MobileNet.Model;
 using static TorchSharp.torch;
 
 using Keras.MobileNet.Runs;
-using Keras.MobileNet.Config;
 
 namespace Keras.MobileNet.Training;
 
@@ -102,30 +101,6 @@ public static class Estimate
             if (Fit(s) >= Math.Min(10, epochs)) return (s, Math.Min(epochs, Fit(s)));
         return (sizes[^1], Math.Max(1, Fit(sizes[^1])));
     }
-
-    /// <summary>The user's command line with some options set to other values (added when absent).</summary>
-    public static string Command(IReadOnlyList<string> args, IReadOnlyDictionary<string, string> set)
-    {
-        var outArgs = new List<string>();
-        var done = new HashSet<string>();
-        for (int i = 0; i < args.Count; i++)
-        {
-            if (args[i] is "--estimate-only" or "--resume") continue;
-            if (set.TryGetValue(args[i], out var v) && i + 1 < args.Count)
-            {
-                outArgs.Add(args[i]);
-                outArgs.Add(v);
-                done.Add(args[i]);
-                i++;
-                continue;
-            }
-            outArgs.Add(args[i]);
-        }
-        foreach (var (k, v) in set) if (!done.Contains(k)) { outArgs.Add(k); outArgs.Add(v); }
-        return "dotnet run --project src/Train -- " + string.Join(' ', outArgs.Select(Quote));
-    }
-
-    static string Quote(string a) => a.Length > 0 && a.All(c => char.IsLetterOrDigit(c) || "-_./,=:+".Contains(c)) ? a : $"'{a.Replace("'", "'\\''")}'";
 
     public static string Describe(double seconds) => ProgressLayout.Duration(TimeSpan.FromSeconds(seconds));
 

@@ -1,9 +1,6 @@
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-using Keras.MobileNet.Runs;
-using Keras.MobileNet.Config;
-
 namespace Keras.MobileNet.Training;
 
 /// <summary>

@@ -2,9 +2,6 @@ using Keras.MobileNet.Data;
 using TorchSharp;
 using static TorchSharp.torch;
 
-using Keras.MobileNet.Runs;
-using Keras.MobileNet.Config;
-
 namespace Keras.MobileNet.Training;
 
 /// <summary>Compile-time choices: how to make the optimizer, the loss, which metrics.</summary>

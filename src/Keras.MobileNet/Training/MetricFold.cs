@@ -1,8 +1,5 @@
 using static TorchSharp.torch;
 
-using Keras.MobileNet.Runs;
-using Keras.MobileNet.Config;
-
 namespace Keras.MobileNet.Training;
 
 /// <summary>What Evaluate returns: the notebook's loss (mean of batch means) and accuracy, top-k, and the confusion matrix.</summary>

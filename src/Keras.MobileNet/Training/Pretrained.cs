@@ -6,7 +6,6 @@ using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
 using Keras.MobileNet.Runs;
-using Keras.MobileNet.Config;
 
 namespace Keras.MobileNet.Training;
 

@@ -1,8 +1,5 @@
 using System.Globalization;
 
-using Keras.MobileNet.Runs;
-using Keras.MobileNet.Config;
-
 namespace Keras.MobileNet.Training;
 
 /// <summary>What the live bar shows for the current epoch.</summary>

@@ -1,8 +1,5 @@
 using System.Diagnostics;
 
-using Keras.MobileNet.Runs;
-using Keras.MobileNet.Config;
-
 namespace Keras.MobileNet.Training;
 
 /// <summary>Where progress goes: a terminal (with its current width) or a redirected stream (plain lines).</summary>

@@ -3,7 +3,6 @@ using Keras.MobileNet.Architecture;
 using Keras.MobileNet.Backend;
 using Keras.MobileNet.Config;
 using Keras.MobileNet.Data;
-using Keras.MobileNet.Model;
 using Keras.MobileNet.Runs;
 using Spectre.Console;
 using static TorchSharp.torch;
@@ -26,7 +25,10 @@ public static class Runner
     /// Trains every run in turn (one, or each cell of a sweep, or the one cell of --task-index); returns one result per
     /// run (a comparison is drawn by the caller). A sweep cell that is complete is skipped and a partial one resumes.
     /// </summary>
-    public static List<RunResult> TrainAll(TrainOptions o, IAnsiConsole console, Action<string>? log = null, ProgressOutput? progress = null)
+    /// <param name="commandWith">The user's command line with some options set to other values (the command line's own
+    /// words); without it the shorter recipe is printed as options.</param>
+    public static List<RunResult> TrainAll(TrainOptions o, IAnsiConsole console, Action<string>? log = null, ProgressOutput? progress = null,
+        Func<IReadOnlyDictionary<string, string>, string>? commandWith = null)
     {
         o.Validate();
         log ??= console.WriteLine;
@@ -47,7 +49,7 @@ public static class Runner
                 todo.Add((o with { Widths = [c.Width], Seed = c.Seed, Seeds = null, TaskIndex = null, Out = c.Folder, Resume = partial }, c.Width, c.Folder));
             }
         var fresh = todo.Where(t => !t.Options.Resume).Select(t => t.Width).ToList();
-        var estimates = fresh.Count == 0 ? null : PrintEstimate(o, fresh, device, log);
+        var estimates = fresh.Count == 0 ? null : PrintEstimate(o, fresh, device, log, commandWith);
         if (o.EstimateOnly || todo.Count == 0) return results;
         string? weights = o.Weights is null ? null : Pretrained.Resolve(o.Weights, o.Data, log: log); // on --resume too: its preprocessing
         var data = TrainingData.Load(o, device, log, weights);
@@ -74,7 +76,8 @@ public static class Runner
     /// Times each width on this device, prints the whole run's expected time, and on a CPU, where that is over an hour,
     /// a shorter recipe that fits. Returns the estimate per width.
     /// </summary>
-    static Dictionary<double, double> PrintEstimate(TrainOptions o, IReadOnlyList<double> runWidths, Device device, Action<string> log)
+    static Dictionary<double, double> PrintEstimate(TrainOptions o, IReadOnlyList<double> runWidths, Device device, Action<string> log,
+        Func<IReadOnlyDictionary<string, string>, string>? commandWith)
     {
         var (trainImages, valImages) = ImageCounts(o);
         var shape = new RunShape(trainImages, valImages, o.BatchSize, o.Epochs, o.ImageSize);
@@ -88,7 +91,7 @@ public static class Runner
         {
             var set = new Dictionary<string, string> { ["--image-size"] = $"{size}", ["--epochs"] = $"{epochs}" };
             if (o.Dataset == DatasetKind.Imagenette && o.Size == ImagenetteSize.Full) set["--size"] = "160"; // a 99 MB download instead of 1.5 GB
-            log($"that is long for a CPU; a shorter recipe that fits in about an hour here: {Estimate.Command(o.Args, set)}");
+            log($"that is long for a CPU; a shorter recipe that fits in about an hour here: {commandWith?.Invoke(set) ?? string.Join(' ', set.Select(kv => $"{kv.Key} {kv.Value}"))}");
         }
         return costs.ToDictionary(c => c.Width, c => Estimate.WholeSeconds(shape, [c]));
     }

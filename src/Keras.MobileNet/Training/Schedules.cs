@@ -1,5 +1,3 @@
-using Keras.MobileNet.Runs;
-using Keras.MobileNet.Config;
 
 namespace Keras.MobileNet.Training;
 

@@ -1,9 +1,6 @@
 using System.Runtime.InteropServices;
 using Keras.MobileNet.Backend;
 
-using Keras.MobileNet.Runs;
-using Keras.MobileNet.Config;
-
 namespace Keras.MobileNet.Training;
 
 /// <summary>

@@ -1,8 +1,5 @@
 using System.Globalization;
 
-using Keras.MobileNet.Runs;
-using Keras.MobileNet.Config;
-
 namespace Keras.MobileNet.Training;
 
 /// <summary>One (width, seed) cell of a sweep: its task index and its run folder.</summary>

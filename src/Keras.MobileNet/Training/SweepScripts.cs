@@ -2,9 +2,6 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 
-using Keras.MobileNet.Runs;
-using Keras.MobileNet.Config;
-
 namespace Keras.MobileNet.Training;
 
 /// <summary>Where and how a sweep's tasks run: what the scheduler needs beyond the grid. Null fields are left out.</summary>

@@ -3,8 +3,6 @@ using Keras.MobileNet.Config;
 using Keras.MobileNet.Data;
 using static TorchSharp.torch;
 
-using Keras.MobileNet.Runs;
-
 namespace Keras.MobileNet.Training;
 
 /// <summary>The data of a run, and the weights file it starts from (whose preprocessing the transforms use).</summary>
@@ -48,14 +46,14 @@ public static class TrainingData
         var (mean, std) = weightsFile is null ? (null, null) : Pretrained.Preprocessing(o.Weights!, weightsFile, log);
         var cfg = TransformConfig.For(o.ImageSize, mean, std);
         var train = ImageFolder.Scan(root, "train");
-        var val = ImageFolder.Scan(root, "val", train.Classes);
         var names = train.Classes.Select(c => imagenette ? Imagenette.HumanName(c) : c).ToArray();
-        var (trainCounts, valCounts) = (train.CountsPerClass(), val.CountsPerClass());
+        var (trainCounts, valCounts) = (train.CountsPerClass(), ImageFolder.Scan(root, "val", train.Classes).CountsPerClass());
         log($"classes ({names.Length}): " + string.Join(", ", names.Select((n, i) => $"{n} {trainCounts[i]}/{valCounts[i]}")));
         var bad = new BadImageLog { OnWarning = log };
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var trainDs = Dataset(train, new TrainTransform(cfg), bad, o.InMemory, o.Workers);
-        var valDs = Dataset(val, new ValTransform(cfg), bad, o.InMemory, o.Workers);
+        var val = Val(root, train.Classes, cfg, o.BatchSize, device, bad, o.InMemory, o.Workers);
+        var valDs = val.Dataset;
         log(trainDs is InMemoryDataset t && valDs is InMemoryDataset v
             ? $"in-memory dataset: {t.Count} train + {v.Count} val images, {(t.Bytes + v.Bytes) / 1e6:F1} MB, built in {clock.Elapsed.TotalSeconds:F1} s"
             : $"streaming dataset: {trainDs.Count} train + {valDs.Count} val images");
@@ -67,7 +65,7 @@ public static class TrainingData
                           "train on; each epoch drops it (a different image each epoch, as the order is shuffled)");
         return new LoadedData(
             new DataLoader(trainDs, o.BatchSize, shuffle: true, o.Seed, o.Workers, device, dropLast: dropLast),
-            new DataLoader(valDs, o.BatchSize, shuffle: false, o.Seed, o.Workers, device),
+            val,
             [.. train.Classes], names, cfg, bad, weightsFile);
     }
 }

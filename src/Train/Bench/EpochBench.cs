@@ -6,9 +6,6 @@ using Keras.MobileNet.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
-using Keras.MobileNet.Runs;
-using Keras.MobileNet.Config;
-
 namespace Keras.MobileNet.Bench;
 
 /// <param name="LiveTensors">TorchSharp's <c>Tensor.TotalCount</c>.</param>

@@ -4,9 +4,6 @@ using TorchSharp;
 using static TorchSharp.torch;
 using Keras.MobileNet.Backend;
 
-using Keras.MobileNet.Runs;
-using Keras.MobileNet.Config;
-
 namespace Keras.MobileNet.Bench;
 
 /// <summary>Clocks, memory probes and small statistics shared by the benchmarks.</summary>

@@ -5,7 +5,6 @@ using Keras.MobileNet.Training;
 using static TorchSharp.torch;
 
 using Keras.MobileNet.Runs;
-using Keras.MobileNet.Config;
 
 namespace Keras.MobileNet.Bench;
 

@@ -2,9 +2,6 @@ using System.Diagnostics;
 using Keras.MobileNet.Data;
 using static TorchSharp.torch;
 
-using Keras.MobileNet.Runs;
-using Keras.MobileNet.Config;
-
 namespace Keras.MobileNet.Bench;
 
 public sealed record PipelineRate(string Mode, int Workers, double ImagesPerSecond);

@@ -4,9 +4,6 @@ using Keras.MobileNet.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
-using Keras.MobileNet.Runs;
-using Keras.MobileNet.Config;
-
 namespace Keras.MobileNet.Bench;
 
 public sealed record StepResult(string Network, double Width, int Batch, int ImageSize, double TrainImagesPerSecond, double InferImagesPerSecond);

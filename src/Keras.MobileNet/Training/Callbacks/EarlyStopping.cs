@@ -1,8 +1,5 @@
 using TorchSharp;
 
-using Keras.MobileNet.Runs;
-using Keras.MobileNet.Config;
-
 namespace Keras.MobileNet.Training;
 
 /// <summary>Keras EarlyStopping: stop when the monitored value has not improved by min_delta for patience epochs.</summary>

@@ -1,8 +1,5 @@
 using TorchSharp;
 
-using Keras.MobileNet.Runs;
-using Keras.MobileNet.Config;
-
 namespace Keras.MobileNet.Training;
 
 /// <summary>Stops when the loss stops being finite: names the epoch and batch; checkpoints are not overwritten.</summary>

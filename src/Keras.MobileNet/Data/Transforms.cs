@@ -1,0 +1,50 @@
+namespace Keras.MobileNet.Data;
+
+/// <summary>
+/// A transform in two stages: a deterministic <see cref="Prepare"/> (what an in-memory cache may keep) and a
+/// per-sample <see cref="Finish"/> that writes normalized CHW floats.
+/// </summary>
+public interface IImageTransform
+{
+    int OutputSize { get; }
+    RgbImage Prepare(RgbImage decoded);
+    void Finish(RgbImage prepared, long seed, long epoch, long index, Span<float> dest);
+}
+
+/// <summary>The notebook's train transform: RandomResize -> RandomRotation -> RandomCrop -> RandomHorizontalFlip -> Normalize.</summary>
+public sealed class TrainTransform(TransformConfig cfg) : IImageTransform
+{
+    readonly float[][] lut = ImageOps.NormalizeTable(cfg.Mean, cfg.Std);
+    public int OutputSize => cfg.ImageSize;
+    public RgbImage Prepare(RgbImage decoded) => decoded;
+
+    public void Finish(RgbImage img, long seed, long epoch, long index, Span<float> dest) =>
+        Apply(img, Geometry.Sample(cfg, seed, epoch, index, img.Width, img.Height), dest);
+
+    /// <summary>The transform with its random choices given: resize, rotate, crop, flip, normalize.</summary>
+    public void Apply(RgbImage img, AugmentParams p, Span<float> dest)
+    {
+        var (w, h) = Geometry.ResizeShorter(img.Width, img.Height, p.ResizeShort);
+        // Resize only the window the rotated crop reads: the same pixels, a fraction of the work.
+        var (x, y, ww, wh) = ImageOps.SourceWindow(w, h, p, cfg.ImageSize);
+        var window = new RgbImage(ww, wh, PilResize.Resize(img.Pixels, img.Width, img.Height, w, h, x, y, ww, wh));
+        ImageOps.RotateCropFlip(window, x, y, w, h, p, cfg.ImageSize, lut, dest);
+    }
+}
+
+/// <summary>The notebook's val transform: Resize(256) -> CenterCrop(224) -> Normalize. All of it is deterministic.</summary>
+public sealed class ValTransform(TransformConfig cfg) : IImageTransform
+{
+    readonly float[][] lut = ImageOps.NormalizeTable(cfg.Mean, cfg.Std);
+    public int OutputSize => cfg.ImageSize;
+
+    public RgbImage Prepare(RgbImage decoded)
+    {
+        var (w, h) = Geometry.ResizeShorter(decoded.Width, decoded.Height, cfg.ValResize);
+        var (top, left) = Geometry.CenterCrop(w, h, cfg.ImageSize);
+        return ImageOps.Crop(ImageOps.Resize(decoded, w, h), top, left, cfg.ImageSize);
+    }
+
+    public void Finish(RgbImage prepared, long seed, long epoch, long index, Span<float> dest) =>
+        ImageOps.ToChw(prepared, lut, dest);
+}
