@@ -57,7 +57,7 @@ public sealed class RunFolder : IDisposable
     readonly bool tensorBoard;
     public string Path { get; }
     string P(string name) => System.IO.Path.Combine(Path, name);
-    public string StatePath => P("trainer_state.json");
+    public string StatePath => P(RunReader.State);
 
     RunFolder(string path, FileStream lockFile, bool tensorBoard) => (Path, this.lockFile, this.tensorBoard) = (path, lockFile, tensorBoard);
 
@@ -127,10 +127,10 @@ public sealed class RunFolder : IDisposable
     public void Publish(TrainerState state)
     {
         if (state.Weights is not null) CopyAtomic(P(state.Weights), P("last.safetensors"));
-        if (state.BestWeights is not null) CopyAtomic(P(state.BestWeights), P("best.safetensors"));
+        if (state.BestWeights is not null) CopyAtomic(P(state.BestWeights), P(RunReader.Best));
         if (state.History is { } rows)
         {
-            Files.WriteAtomic(P("history.csv"), HistoryRow.ToCsv(rows));
+            Files.WriteAtomic(P(RunReader.History), HistoryRow.ToCsv(rows));
             Files.WriteJson(P("history.json"), rows);
             // Events only for committed epochs, each written once: an epoch trained again after a kill never shows twice.
             if (tensorBoard)

@@ -58,7 +58,7 @@ public static class Pretrained
     /// </summary>
     public static (float[] Mean, float[] Std) Preprocessing(string weights, string file, Action<string>? log = null)
     {
-        string card = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(file))!, "model.json");
+        string card = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(file))!, RunReader.Card);
         if (!IsPublished(weights) && File.Exists(card))
         {
             var c = Files.ReadJson<ModelCard>(card, m => m.Problem());

@@ -26,10 +26,14 @@ public static class TrainingData
 
     /// <summary>The val loader of a root for a model's classes and preprocessing (in order, no augmentation).</summary>
     public static DataLoader Val(string root, IReadOnlyList<string> classFolders, TransformConfig cfg, int batchSize, Device device,
-        BadImageLog bad, bool inMemory = true, int? workers = null)
+        BadImageLog bad, bool inMemory = true, int? workers = null) =>
+        Val(ImageFolder.Scan(root, "val", classFolders), cfg, batchSize, device, bad, inMemory, workers);
+
+    /// <summary>The val loader of a split already scanned.</summary>
+    public static DataLoader Val(ImageFolderSplit split, TransformConfig cfg, int batchSize, Device device, BadImageLog bad, bool inMemory, int? workers)
     {
         int w = workers ?? Environment.ProcessorCount;
-        var ds = Dataset(ImageFolder.Scan(root, "val", classFolders), new ValTransform(cfg), bad, inMemory, w);
+        var ds = Dataset(split, new ValTransform(cfg), bad, inMemory, w);
         return new DataLoader(ds, batchSize, shuffle: false, 0, w, device);
     }
 
@@ -47,12 +51,13 @@ public static class TrainingData
         var cfg = TransformConfig.For(o.ImageSize, mean, std);
         var train = ImageFolder.Scan(root, "train");
         var names = train.Classes.Select(c => imagenette ? Imagenette.HumanName(c) : c).ToArray();
-        var (trainCounts, valCounts) = (train.CountsPerClass(), ImageFolder.Scan(root, "val", train.Classes).CountsPerClass());
+        var valSplit = ImageFolder.Scan(root, "val", train.Classes);
+        var (trainCounts, valCounts) = (train.CountsPerClass(), valSplit.CountsPerClass());
         log($"classes ({names.Length}): " + string.Join(", ", names.Select((n, i) => $"{n} {trainCounts[i]}/{valCounts[i]}")));
         var bad = new BadImageLog { OnWarning = log };
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var trainDs = Dataset(train, new TrainTransform(cfg), bad, o.InMemory, o.Workers);
-        var val = Val(root, train.Classes, cfg, o.BatchSize, device, bad, o.InMemory, o.Workers);
+        var val = Val(valSplit, cfg, o.BatchSize, device, bad, o.InMemory, o.Workers);
         var valDs = val.Dataset;
         log(trainDs is InMemoryDataset t && valDs is InMemoryDataset v
             ? $"in-memory dataset: {t.Count} train + {v.Count} val images, {(t.Bytes + v.Bytes) / 1e6:F1} MB, built in {clock.Elapsed.TotalSeconds:F1} s"
