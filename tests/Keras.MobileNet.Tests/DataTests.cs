@@ -494,6 +494,60 @@ public class PipelineTests
         }
     }
 
+    [Test]
+    public void A_resize_of_the_height_alone_is_the_transpose_of_a_resize_of_the_width()
+    {
+        // Without a horizontal resize the vertical pass reads the source rows in place; with one it reads the
+        // horizontal pass's rows. The two must agree: resizing the height of an image equals resizing the width of its
+        // transpose, transposed back. Also a window of the height-only resize is that window of the full one.
+        var img = ImageOps.Decode(TestData.Jpeg(90, 70, 6), "x.jpg");
+        var tall = ImageOps.Resize(img, 90, 41);
+        var across = ImageOps.Resize(Transpose(img), 41, 90);
+        Assert.That(tall.Pixels, Is.EqualTo(Transpose(across).Pixels));
+        Assert.That(PilResize.Resize(img.Pixels, 90, 70, 90, 41, 13, 5, 60, 30), Is.EqualTo(CropRect(tall, 13, 5, 60, 30)));
+        Assert.That(ImageOps.Resize(img, 90, 70), Is.SameAs(img), "the same size is the image itself");
+        Assert.That(ImageOps.Resize(img, 90, 69).Height, Is.EqualTo(69));
+        Assert.That(ImageOps.Resize(img, 89, 70).Width, Is.EqualTo(89));
+    }
+
+    static RgbImage Transpose(RgbImage src)
+    {
+        var o = new byte[src.Pixels.Length];
+        for (int y = 0; y < src.Height; y++)
+            for (int x = 0; x < src.Width; x++)
+                for (int c = 0; c < 3; c++) o[(x * src.Height + y) * 3 + c] = src.Pixels[(y * src.Width + x) * 3 + c];
+        return new RgbImage(src.Height, src.Width, o);
+    }
+
+    [Test]
+    public void Transform_and_resize_inputs_out_of_range_are_clear_errors()
+    {
+        Assert.That(() => TransformConfig.For(31), Throws.ArgumentException.With.Message.Contains("--image-size must be at least 32"));
+        Assert.That(TransformConfig.For(32).ImageSize, Is.EqualTo(32));
+        Assert.That(() => TransformConfig.For(64, [0.5f, 0.5f]), Throws.ArgumentException.With.Message.Contains("mean and std"));
+        Assert.That(() => TransformConfig.For(64, null, [0.2f, 0.2f]), Throws.ArgumentException.With.Message.Contains("mean and std"));
+        Assert.That(() => TransformConfig.For(64, null, [0.2f, 0f, 0.2f]), Throws.ArgumentException.With.Message.Contains("std > 0"));
+        Assert.That(() => TransformConfig.For(64, null, [0.2f, float.NaN, 0.2f]), Throws.ArgumentException.With.Message.Contains("std > 0"));
+        var small = TransformConfig.For(64) with { TrainResizes = [48] };
+        Assert.That(() => Geometry.Sample(small, 0, 0, 0, 100, 80), Throws.InvalidOperationException.With.Message.Contains("smaller than the crop 64"));
+
+        var px = new byte[10 * 8 * 3];
+        Assert.That(() => PilResize.Resize(px, 10, 9, 5, 5), Throws.ArgumentException.With.Message.Contains("pixel buffer"));
+        Assert.That(() => PilResize.Resize(px, 10, 8, 0, 5), Throws.ArgumentException.With.Message.Contains("positive"));
+        Assert.That(() => PilResize.Resize(px, 10, 8, 5, 0), Throws.ArgumentException.With.Message.Contains("positive"));
+        Assert.That(() => PilResize.Resize(px, 10, 8, 20, 16, 15, 0, 6, 4), Throws.ArgumentException.With.Message.Contains("window outside"));
+        Assert.That(() => PilResize.Resize(px, 10, 8, 20, 16, 0, 13, 6, 4), Throws.ArgumentException.With.Message.Contains("window outside"));
+        Assert.That(() => PilResize.Resize(px, 10, 8, 20, 16, -1, 0, 6, 4), Throws.ArgumentException.With.Message.Contains("window outside"));
+        Assert.That(() => PilResize.Resize(px, 10, 8, 20, 16, 0, -1, 6, 4), Throws.ArgumentException.With.Message.Contains("window outside"));
+        Assert.That(PilResize.Resize(px, 10, 8, 20, 16, 14, 12, 6, 4), Has.Length.EqualTo(6 * 4 * 3), "a window touching the corner is inside");
+
+        var img = new RgbImage(10, 8, px);
+        var lut = ImageOps.NormalizeTable([0.5f, 0.5f, 0.5f], [0.25f, 0.25f, 0.25f]);
+        Assert.That(() => ImageOps.ToChw(img, lut, new float[3 * 80 - 1]), Throws.ArgumentException.With.Message.Contains("destination"));
+        Assert.That(() => ImageOps.RotateCropFlip(img, new AugmentParams(8, 0, 0, 0, false), 4, lut, new float[3 * 16 + 3]),
+            Throws.ArgumentException.With.Message.Contains("destination"));
+    }
+
     static byte[] CropRect(RgbImage src, int x0, int y0, int w, int h)
     {
         var o = new byte[w * h * 3];

@@ -57,6 +57,8 @@ public class FineTuningTests
         var counts = Counts.UnderFreeze(spec, unfreezeFrom);
         Assert.That(counts.Trainable, Is.EqualTo(trains));
         Assert.That(counts.Total, Is.EqualTo(Counts.Of(spec, 224, 224).Total));
+        Assert.That(() => Counts.UnderFreeze(spec, -1), Throws.ArgumentException.With.Message.Contains("--unfreeze-from must be in [0, 19]"));
+        Assert.That(() => Counts.UnderFreeze(spec, 20), Throws.ArgumentException.With.Message.Contains("not 20"));
     }
 
     [Test]

@@ -59,6 +59,61 @@ public class ModuleTests
         }
     }
 
+    /// <summary>
+    /// The layer table (what `summary` prints) read against the live network: forward hooks record each leaf module's
+    /// name, what it is (from the module: its type, groups, kernel and stride) and its output shape, in the order the
+    /// forward pass runs them, plus an "Add" wherever a block's output keeps its input's shape (the residual). The pool
+    /// is functional in torchvision's forward, so it has no module: it sits between features and the classifier.
+    /// </summary>
+    [TestCase(Preset.Paper, 1.0), TestCase(Preset.Notebook, 0.5), TestCase(Preset.Paper, 0.35)]
+    public void The_layer_table_is_the_live_network_in_forward_order_with_each_layer_s_output_shape(Preset preset, double width)
+    {
+        var spec = MobileNetV2Spec.Build(preset, width, 7);
+        using var model = Factories.MobileNetV2(spec);
+        model.eval();
+        var live = new List<(string Name, string Kind, long C, long H, long W)>();
+        static (long, long, long) Chw(Tensor y) => y.dim() == 4 ? (y.shape[1], y.shape[2], y.shape[3]) : (y.shape[1], 1, 1);
+        var hooks = new List<Action>();
+        foreach (var (name, m) in model.named_modules())
+        {
+            if (m is InvertedResidual block)
+            {
+                var remove = block.register_forward_hook((_, x, y) =>
+                {
+                    if (x.shape.SequenceEqual(y.shape)) { var (c, h, w) = Chw(y); live.Add((name, "Add", c, h, w)); }
+                    return y;
+                });
+                hooks.Add(remove.remove);
+            }
+            else if (m is nn.Module<Tensor, Tensor> leaf && !m.named_children().Any())
+            {
+                var remove = leaf.register_forward_hook((_, x, y) =>
+                {
+                    var (c, h, w) = Chw(y);
+                    string kind = m switch
+                    {
+                        TorchSharp.Modules.Convolution conv => $"{(conv.groups > 1 && conv.groups == x.shape[1] ? "DepthwiseConv2d" : "Conv2d")} " +
+                            $"{conv.weight!.shape[2]}x{conv.weight.shape[3]}/{(x.shape[2] + y.shape[2] - 1) / y.shape[2]}",
+                        TorchSharp.Modules.Dropout => $"Dropout({spec.Dropout})",
+                        _ => m.GetName(),
+                    };
+                    live.Add((name, kind, c, h, w));
+                    return y;
+                });
+                hooks.Add(remove.remove);
+            }
+        }
+        using (no_grad()) model.forward(randn(1, 3, 61, 45)).Dispose();
+        foreach (var remove in hooks) remove();
+        int classifier = live.FindIndex(l => l.Name == "classifier.0");
+        live.Insert(classifier, ("pool", "AdaptiveAvgPool2d", spec.Features, 1, 1));
+
+        var table = Counts.Layers(spec, 61, 45).Select(l => (l.Name, l.Kind, (long)l.Channels, (long)l.Height, (long)l.Width));
+        Assert.That(table, Is.EqualTo(live));
+        Assert.That(live.Count(l => l.Kind == "Add"), Is.EqualTo(spec.Blocks.Count(b => b.Stride == 1 && b.In == b.Out)).And.GreaterThan(0));
+        Assert.That(live.Count(l => l.Kind.StartsWith("DepthwiseConv2d")), Is.EqualTo(spec.Blocks.Count));
+    }
+
     [TestCaseSource(nameof(EveryNetwork))]
     public void Forward_and_backward_work_at_224_and_non_square(Preset preset, double width)
     {

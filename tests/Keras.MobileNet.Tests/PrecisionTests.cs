@@ -21,6 +21,36 @@ public sealed class PrecisionTests() : WithTempDir("km-precision-")
     static Dictionary<string, Tensor> State(KerasModel m) => m.Network.state_dict().ToDictionary(e => e.Key, e => e.Value.contiguous());
 
     [Test]
+    public void Layouts_go_to_channels_last_and_back_and_only_four_dimensional_tensors_are_channels_last()
+    {
+        manual_seed(3);
+        using var net = Factories.MobileNetV2(MobileNetV2Spec.Build(Preset.Paper, 0.25, 4));
+        var w = net.named_parameters().First(p => p.name == "features.0.0.weight").parameter; // 8x3x3x3: the two layouts differ
+        using var before = w.detach().clone();
+        Layouts.Apply(net, Precision.Fp32, MemoryFormat.ChannelsLast);
+        Assert.That(Layouts.IsChannelsLast(w) && !w.is_contiguous(), "NHWC strides");
+        Layouts.Apply(net, Precision.Fp32, MemoryFormat.Contiguous);
+        Assert.That(w.is_contiguous() && !Layouts.IsChannelsLast(w), "back to NCHW strides, the same Parameter");
+        Assert.That(w.allclose(before, rtol: 0, atol: 0), "values unchanged by either move");
+        using var flat = ones(6, 1);
+        using var image = ones(2, 1, 1, 1);
+        Assert.That(Layouts.IsChannelsLast(flat), Is.False, "a 2-D tensor has no channels-last layout");
+        Assert.That(Layouts.IsChannelsLast(image), Is.True, "dimensions of size 1 may have any stride, as in PyTorch");
+        Assert.That(Layouts.Resolve(MemoryFormat.Auto, CPU), Is.EqualTo(MemoryFormat.Contiguous));
+        Assert.That(Layouts.Resolve(MemoryFormat.ChannelsLast, CPU), Is.EqualTo(MemoryFormat.ChannelsLast));
+        Assert.That(Layouts.Resolve(MemoryFormat.Auto, new Device(DeviceType.CUDA)), Is.EqualTo(MemoryFormat.ChannelsLast), "auto is channels-last on CUDA");
+    }
+
+    [Test]
+    public void Building_blocks_refuse_what_torchvision_refuses()
+    {
+        Assert.That(() => Factories.Activation(Activation.None), Throws.TypeOf<ArgumentOutOfRangeException>().With.Message.Contains("linear unit"));
+        using var bn = Factories.Norm(4);
+        using var flat = ones(2, 4);
+        Assert.That(() => bn.forward(flat), Throws.ArgumentException.With.Message.Contains("expected 4D input, but got 2D"));
+    }
+
+    [Test]
     public void Channels_last_trains_the_same_network_as_contiguous()
     {
         using var a = Model(Precision.Fp32, MemoryFormat.Contiguous);

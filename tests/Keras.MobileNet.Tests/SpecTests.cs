@@ -88,7 +88,33 @@ public class SpecTests
         Assert.That(() => MobileNetV2Spec.Build(Preset.Paper, 1, 1), Throws.ArgumentException.With.Message.Contains("classes"));
         var spec = MobileNetV2Spec.Build();
         Assert.That(() => Counts.Of(spec, 31, 224), Throws.ArgumentException.With.Message.Contains("at least 32"));
+        Assert.That(() => Counts.Of(spec, 224, 31), Throws.ArgumentException.With.Message.Contains("at least 32"));
+        Assert.That(Counts.Of(spec, 32, 32).Macs, Is.GreaterThan(0), "32 px, the smallest size, is allowed in each dimension");
         Assert.That(() => MobileNetV2Spec.Build(Preset.Notebook, 0.01, 10), Throws.ArgumentException.With.Message.Contains("width"));
+        Assert.That(() => MobileNetV2Spec.Build(Preset.Paper, double.PositiveInfinity, 10), Throws.ArgumentException.With.Message.Contains("width"));
+        Assert.That(() => MobileNetV2Spec.Build(Preset.Paper, 16.5, 10), Throws.ArgumentException.With.Message.Contains("at most 16"));
+        Assert.That(MobileNetV2Spec.Build(Preset.Paper, 16, 2).Classes, Is.EqualTo(2), "width 16 and two classes are the limits, allowed");
+    }
+
+    [Test]
+    public void A_width_that_empties_a_stage_is_a_clear_error_and_blocks_list_their_units_in_forward_order()
+    {
+        // Notebook at 0.05: the stem keeps int(32 * 0.05) = 1 channel, the first stage int(16 * 0.05) = 0.
+        Assert.That(() => MobileNetV2Spec.Build(Preset.Notebook, 0.05, 10), Throws.ArgumentException.With.Message.Contains("stage of 16 channels empty"));
+        var paper = MobileNetV2Spec.Build(Preset.Paper, 1.0, 10).Blocks;
+        Assert.That(paper[0].Units, Is.EqualTo(new[] { paper[0].Depthwise, paper[0].Project }), "t = 1: no expand in the paper's network");
+        Assert.That(paper[1].Units, Is.EqualTo(new[] { paper[1].Expand, paper[1].Depthwise, paper[1].Project }));
+        var notebook = MobileNetV2Spec.Build(Preset.Notebook, 1.0, 10).Blocks;
+        Assert.That(notebook[0].Units, Is.EqualTo(new[] { notebook[0].Expand, notebook[0].Depthwise, notebook[0].Project }));
+    }
+
+    [Test]
+    public void Depthwise_means_one_group_per_input_channel_and_more_than_one_channel()
+    {
+        Assert.That(new ConvUnit(8, 8, 3, 1, 8, false, Activation.ReLU6).Depthwise, Is.True);
+        Assert.That(new ConvUnit(8, 16, 3, 1, 4, false, Activation.ReLU6).Depthwise, Is.False, "grouped, not depthwise");
+        Assert.That(new ConvUnit(1, 8, 3, 1, 1, false, Activation.ReLU6).Depthwise, Is.False, "a plain conv over one channel");
+        Assert.That(new ConvUnit(3, 32, 3, 2, 1, false, Activation.ReLU6).Depthwise, Is.False);
     }
 
     public static IEnumerable<TestCaseData> Anchors()

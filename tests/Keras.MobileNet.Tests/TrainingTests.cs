@@ -33,6 +33,136 @@ public class ScheduleTests
         Assert.That(lr(550), Is.EqualTo((1e-3 + 1e-5) / 2).Within(1e-12));
         Assert.That(lr(1000), Is.EqualTo(1e-5).Within(1e-15));
         Assert.That(() => Schedules.WarmupCosine(1e-3, 0, 10, 10), Throws.ArgumentException);
+        Assert.That(() => Schedules.CosineAnnealing(1e-3, 0, 0), Throws.ArgumentException.With.Message.Contains("T_max must be at least 1"));
+        Assert.That(Schedules.CosineAnnealing(1e-3, 0, 1)(1), Is.EqualTo(0).Within(1e-18), "one epoch of cosine is allowed");
+    }
+}
+
+/// <summary>The Keras callbacks a library user adds to Fit: each one's effect, read from the model and the files.</summary>
+public class KerasCallbackTests() : WithTempDir("km-callbacks-")
+{
+    static KerasModel Tiny()
+    {
+        manual_seed(0);
+        var model = new KerasModel(Factories.MobileNetV2(MobileNetV2Spec.Build(Preset.Paper, 0.25, 2)), CPU, 2);
+        model.Compile(new CompileOptions(Optimizers.AdamW(1e-3, 0), Losses.CrossEntropy()));
+        return model;
+    }
+
+    static TensorData Data()
+    {
+        manual_seed(1);
+        return new TensorData(randn(8, 3, 32, 32), tensor(new long[] { 0, 1, 0, 1, 0, 1, 0, 1 }), 2);
+    }
+
+    static Logs Epoch(double loss, double accuracy, double? valLoss = null, double? valAccuracy = null)
+    {
+        var l = Logs.Empty.With("loss", loss).With("accuracy", accuracy).With("lr", 1e-3).With("seconds", 1);
+        if (valLoss is double vl) l = l.With("val_loss", vl);
+        if (valAccuracy is double va) l = l.With("val_accuracy", va);
+        return l;
+    }
+
+    /// <summary>Makes batch <paramref name="batch"/> of epoch <paramref name="epoch"/> non-finite (a NaN weight before its step).</summary>
+    sealed class PoisonAt(int epoch, int batch) : Callback
+    {
+        int current;
+        public int BatchesRun;
+        public override void OnEpochBegin(int e, Logs logs) => current = e;
+        public override void OnBatchBegin(int b, Logs logs)
+        {
+            if (current != epoch || b != batch) return;
+            using var _ = no_grad();
+            Model.Network.parameters().First().fill_(double.NaN);
+        }
+        public override void OnBatchEnd(int b, Logs logs) { if (current == epoch) BatchesRun++; }
+    }
+
+    [TestCase(1, 1, 2), TestCase(3, 0, 3), TestCase(4, 2, 4)]
+    public void TerminateOnNaN_stops_at_its_next_check_and_names_the_first_bad_batch(int checkEvery, int badBatch, int batchesRun)
+    {
+        using var model = Tiny();
+        var poison = new PoisonAt(1, badBatch);
+        var history = model.Fit(Data(), 5, null, [poison, new TerminateOnNaN(checkEvery)]);
+        Assert.That(poison.BatchesRun, Is.EqualTo(batchesRun), "the batches of the bad epoch that ran");
+        Assert.That(history.Epochs, Has.Count.EqualTo(2), "the bad epoch ends the run");
+        Assert.That(model.Failed && model.StopTraining);
+        Assert.That(model.StopReason, Is.EqualTo($"loss became NaN or infinite at epoch 2, batch {badBatch + 1}; stopped"));
+    }
+
+    [Test]
+    public void TerminateOnNaN_at_the_end_of_an_epoch_reads_the_bad_batch_the_validation_loss_and_the_weights()
+    {
+        using var model = Tiny();
+        var stop = new TerminateOnNaN(checkEveryBatches: 1000) { Model = model };
+        stop.OnEpochBegin(2, Logs.Empty);
+        stop.OnEpochEnd(2, Epoch(0.5, 0.5, 0.7, 0.5));
+        Assert.That(model.StopTraining || model.Failed, Is.False, "a finite epoch without the bad-batch entry goes on");
+        stop.OnEpochEnd(2, Epoch(0.5, 0.5, 0.7, 0.5).With("first_nonfinite_batch", -1));
+        Assert.That(model.StopTraining, Is.False);
+        stop.OnEpochEnd(2, Epoch(double.NaN, 0.5).With("first_nonfinite_batch", 6));
+        Assert.That((model.StopTraining, model.Failed, model.StopReason), Is.EqualTo((true, true, "loss became NaN or infinite at epoch 3, batch 7; stopped")));
+
+        (model.StopTraining, model.Failed, model.StopReason) = (false, false, null);
+        stop.OnEpochEnd(4, Epoch(0.5, 0.5, double.PositiveInfinity, 0.5));
+        Assert.That((model.StopTraining, model.Failed, model.StopReason), Is.EqualTo((true, true, "validation loss became NaN or infinite at epoch 5; stopped")));
+
+        (model.StopTraining, model.Failed, model.StopReason) = (false, false, null);
+        using (no_grad()) model.Network.named_buffers().First(b => b.name == "features.0.1.running_var").buffer.fill_(double.NaN);
+        stop.OnEpochEnd(4, Epoch(0.5, 0.5, 0.7, 0.5));
+        Assert.That((model.StopTraining, model.Failed, model.StopReason), Is.EqualTo((true, true, "'features.0.1.running_var' became NaN or infinite at epoch 5; stopped")));
+    }
+
+    [Test]
+    public void ModelCheckpoint_keeps_last_every_epoch_and_best_on_a_strictly_higher_accuracy_and_skips_a_non_finite_epoch()
+    {
+        using var model = Tiny();
+        var saved = new List<(int Epoch, bool Best)>();
+        var ckpt = new ModelCheckpoint(dir, (e, _, best) => saved.Add((e, best))) { Model = model };
+        ckpt.OnEpochEnd(0, Epoch(double.NaN, 0.9, 0.7, 0.9));
+        Assert.That(Directory.GetFiles(dir), Is.Empty, "a non-finite epoch saves nothing");
+        Assert.That(saved, Is.Empty);
+
+        // Without validation it ranks by training accuracy; with it, by val_accuracy; a tie keeps the earlier epoch.
+        ckpt.OnEpochEnd(0, Epoch(0.9, 0.5));
+        ckpt.OnEpochEnd(1, Epoch(0.8, 0.9, 0.7, 0.25));
+        Assert.That((ckpt.BestEpoch, ckpt.BestValue), Is.EqualTo((1, 0.5)), "val_accuracy 0.25 is not better than 0.5");
+        ckpt.OnEpochEnd(2, Epoch(0.7, 0.9, 0.6, 0.75));
+        byte[] bestBytes = File.ReadAllBytes(Path.Combine(dir, "best.safetensors"));
+        using (no_grad()) model.Network.parameters().First().add_(1);
+        ckpt.OnEpochEnd(3, Epoch(0.6, 0.9, 0.6, 0.75));
+        Assert.That((ckpt.BestEpoch, ckpt.BestValue), Is.EqualTo((3, 0.75)));
+        Assert.That(saved, Is.EqualTo(new[] { (0, true), (1, false), (2, true), (3, false) }));
+        Assert.That(File.ReadAllBytes(Path.Combine(dir, "best.safetensors")), Is.EqualTo(bestBytes), "a tie does not overwrite best");
+        Assert.That(File.ReadAllBytes(Path.Combine(dir, "last.safetensors")), Is.Not.EqualTo(bestBytes), "last follows every epoch");
+        Assert.That(File.Exists(Path.Combine(dir, "optimizer.bin")));
+    }
+
+    [Test]
+    public void CsvLogger_writes_the_table_after_every_epoch_and_replaces_rows_from_the_resumed_epoch_on()
+    {
+        string path = Path.Combine(dir, "history.csv");
+        HistoryRow Row(int epoch) => new(epoch, 1.0 / epoch, 0.5, null, null, null, 1e-3, 2);
+        var log = new CsvLogger(path, [Row(1), Row(2), Row(3)]);
+        Assert.That(log.Rows.Select(r => r.Epoch), Is.EqualTo(new[] { 1, 2, 3 }), "earlier rows are kept until an epoch is trained again");
+        log.OnEpochEnd(1, Epoch(0.25, 0.75, 0.5, 0.5));
+        Assert.That(log.Rows.Select(r => (r.Epoch, r.TrainLoss)), Is.EqualTo(new[] { (1, 1.0), (2, 0.25) }), "epoch 2 trained again: its row replaced, epoch 3's dropped");
+        var lines = File.ReadAllLines(path);
+        Assert.That(lines, Has.Length.EqualTo(3));
+        Assert.That(lines[0], Is.EqualTo(HistoryRow.Header));
+        Assert.That(lines[2], Does.StartWith("2,0.25,0.75,0.5,0.5,"));
+        using (var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "history.json"))))
+            Assert.That(json.RootElement.GetArrayLength(), Is.EqualTo(2));
+        var fresh = new CsvLogger(Path.Combine(dir, "fresh.csv"));
+        fresh.OnEpochEnd(0, Epoch(0.5, 0.5));
+        Assert.That(fresh.Rows.Select(r => r.Epoch), Is.EqualTo(new[] { 1 }));
+    }
+
+    [Test]
+    public void Logs_print_as_sorted_key_value_pairs()
+    {
+        Assert.That(Logs.Empty.With("loss", 1.25).With("accuracy", 0.123456789).ToString(), Is.EqualTo("accuracy=0.123457, loss=1.25"));
+        Assert.That(Logs.Empty.ToString(), Is.Empty);
     }
 }
 

@@ -5,8 +5,8 @@ public sealed record UnitKeys(ConvUnit Unit, string Conv, string Norm, string? A
 {
     /// <summary>Conv and BatchNorm as two flat children (the linear projection), not one Conv2dNormActivation.</summary>
     public bool Flat => Act is null;
-    /// <summary>The child of the enclosing Sequential that holds this unit ("3" of "3.0").</summary>
-    public string Child => Conv.Split('.')[^(Flat ? 1 : 2)];
+    /// <summary>The child of the enclosing Sequential that holds this Conv2dNormActivation ("3" of "3.0"; a flat unit has none).</summary>
+    public string Child => Conv.Split('.')[^2];
 }
 
 /// <summary>
@@ -36,7 +36,8 @@ public static class TorchvisionLayout
         return keys;
     }
 
-    static UnitKeys ConvNormAct(ConvUnit unit, string at) => new(unit, $"{at}.0", $"{at}.1", unit.Act == Activation.None ? null : $"{at}.2");
+    /// <summary>torchvision's Conv2dNormActivation, always with its activation (the linear unit is the flat projection).</summary>
+    static UnitKeys ConvNormAct(ConvUnit unit, string at) => new(unit, $"{at}.0", $"{at}.1", $"{at}.2");
 
     static string Join(string prefix, string name) => prefix.Length == 0 ? name : $"{prefix}.{name}";
 }

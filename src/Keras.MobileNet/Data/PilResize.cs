@@ -57,7 +57,8 @@ public static class PilResize
             for (int x = 0; x < xmax; x++)
             {
                 double p = ww != 0 ? row[x] / ww : row[x];
-                fixedW[xx * ksize + x] = p < 0 ? (int)(-0.5 + p * (1 << PrecisionBits)) : (int)(0.5 + p * (1 << PrecisionBits));
+                // Pillow rounds half away from zero; a bilinear weight is never negative, so that is + 0.5 and truncation.
+                fixedW[xx * ksize + x] = (int)(0.5 + p * (1 << PrecisionBits));
             }
             start[xx] = xmin;
             count[xx] = xmax;
