@@ -32,6 +32,13 @@ public class ScheduleTests
         Assert.That(lr(100), Is.EqualTo(1e-3).Within(1e-15));
         Assert.That(lr(550), Is.EqualTo((1e-3 + 1e-5) / 2).Within(1e-12));
         Assert.That(lr(1000), Is.EqualTo(1e-5).Within(1e-15));
+        Assert.That(lr(1500), Is.EqualTo(1e-5).Within(1e-15), "past the last step it stays at the floor");
+        var noWarmup = Schedules.WarmupCosine(1e-3, 0, 10, 0);
+        Assert.That(noWarmup(0), Is.EqualTo(1e-3), "no warm-up starts at the base rate");
+        Assert.That(noWarmup(5), Is.EqualTo(5e-4).Within(1e-15));
+        Assert.That(() => Schedules.WarmupCosine(1e-3, 0, 0, 0), Throws.ArgumentException);
+        Assert.That(() => Schedules.WarmupCosine(1e-3, 0, 10, -1), Throws.ArgumentException);
+        Assert.That(Schedules.WarmupCosine(1e-3, 0, 1, 0)(0), Is.EqualTo(1e-3), "one step, no warm-up, is allowed");
         Assert.That(() => Schedules.WarmupCosine(1e-3, 0, 10, 10), Throws.ArgumentException);
         Assert.That(() => Schedules.CosineAnnealing(1e-3, 0, 0), Throws.ArgumentException.With.Message.Contains("T_max must be at least 1"));
         Assert.That(Schedules.CosineAnnealing(1e-3, 0, 1)(1), Is.EqualTo(0).Within(1e-18), "one epoch of cosine is allowed");
@@ -159,6 +166,45 @@ public class KerasCallbackTests() : WithTempDir("km-callbacks-")
     }
 
     [Test]
+    public void EarlyStopping_honours_min_delta_skips_missing_or_nan_values_and_starts_afresh_each_fit()
+    {
+        using var model = Tiny();
+        int? StopsAt(EarlyStopping es, string key, params double[] values)
+        {
+            model.StopTraining = false;
+            model.StopReason = null;
+            es.Model = model;
+            es.OnTrainBegin(Logs.Empty);
+            for (int e = 0; e < values.Length && !model.StopTraining; e++) es.OnEpochEnd(e, Logs.Empty.With(key, values[e]));
+            return model.StopTraining ? es.StoppedEpoch : null;
+        }
+        // min_delta: a gain of 0.05 is not a gain of 0.1, so after the first epoch nothing counts; 0.2 does.
+        Assert.That(StopsAt(new EarlyStopping("val_accuracy", 2, minDelta: 0.1), "val_accuracy", 0.5, 0.55, 0.6), Is.EqualTo(2));
+        Assert.That(StopsAt(new EarlyStopping("val_accuracy", 2, minDelta: 0.1), "val_accuracy", 0.5, 0.55, 0.75, 0.8, 0.8), Is.EqualTo(4));
+        Assert.That(StopsAt(new EarlyStopping("val_loss", 2, minDelta: 0.1), "val_loss", 1.0, 0.95, 0.7, 0.65, 0.65), Is.EqualTo(4));
+        // NaN and a missing monitor count neither as a gain nor as a miss.
+        Assert.That(StopsAt(new EarlyStopping("val_loss", 1), "val_loss", 1.0, double.NaN, double.NaN, 0.5), Is.Null);
+        Assert.That(StopsAt(new EarlyStopping("val_loss", 1), "loss", 1.0, 2.0, 3.0), Is.Null);
+        // The direction may be given: a metric without "acc" in its name where higher is better.
+        Assert.That(StopsAt(new EarlyStopping("val_top5", 1, higherIsBetter: true), "val_top5", 0.5, 0.6, 0.7), Is.Null);
+        Assert.That(StopsAt(new EarlyStopping("val_top5", 1), "val_top5", 0.5, 0.6), Is.EqualTo(1), "lower is better unless told");
+        Assert.That(model.StopReason, Is.EqualTo("early stopping: val_top5 did not improve for 1 epochs"));
+        // A second Fit with the same callback starts with no best and no waiting.
+        var again = new EarlyStopping("val_accuracy", 2);
+        Assert.That(StopsAt(again, "val_accuracy", 0.9, 0.8), Is.Null);
+        Assert.That(StopsAt(again, "val_accuracy", 0.1, 0.2, 0.3), Is.Null, "0.1 is the first value of a new fit, not a miss against 0.9");
+    }
+
+    [Test]
+    public void Throttle_sleeps_after_every_batch()
+    {
+        using var model = Tiny();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        model.Fit(Data(), 1, null, [new Throttle(150)]);
+        Assert.That(clock.ElapsedMilliseconds, Is.GreaterThanOrEqualTo(4 * 150), "four batches, at least 150 ms each");
+    }
+
+    [Test]
     public void Logs_print_as_sorted_key_value_pairs()
     {
         Assert.That(Logs.Empty.With("loss", 1.25).With("accuracy", 0.123456789).ToString(), Is.EqualTo("accuracy=0.123457, loss=1.25"));
@@ -230,6 +276,15 @@ public class FitTests
         Assert.That(e.Confusion[1, 2], Is.EqualTo(1));
         Assert.That(e.Confusion[0, 0], Is.EqualTo(2));
         Assert.That(e.PerClassAccuracy(), Is.EqualTo(new[] { 1.0, 0.5, 1.0 }));
+        Assert.That(e.ConfusionRows(), Is.EqualTo(new[] { new long[] { 2, 0, 0 }, new long[] { 0, 1, 1 }, new long[] { 0, 0, 1 } }));
+        Assert.That(e.TopK, Is.EqualTo(1.0), "top-5 of three classes is every class");
+        // Four classes, the last two never seen: its accuracy is undefined, not 0; top-2 counts the runner-up.
+        using var four = new KerasModel(new Identity(), CPU, 4);
+        four.Compile(new CompileOptions(Optimizers.AdamW(1e-3, 0), Losses.CrossEntropy(), TopK: 2));
+        var e4 = four.Evaluate(new TensorData(tensor(new float[,] { { 3, 2, 0, 0 }, { 3, 2, 0, 0 }, { 0, 0, 5, 1 } }), tensor(new long[] { 0, 1, 1 }), 2));
+        Assert.That(e4.PerClassAccuracy()[..2], Is.EqualTo(new[] { 1.0, 0.0 }));
+        Assert.That(e4.PerClassAccuracy()[2..].All(double.IsNaN), "classes 2 and 3 have no samples");
+        Assert.That((e4.Accuracy, e4.TopK), Is.EqualTo((1.0 / 3, 2.0 / 3)));
     }
 
     sealed class Identity : nn.Module<Tensor, Tensor>
