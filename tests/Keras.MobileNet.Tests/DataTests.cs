@@ -548,6 +548,68 @@ public class PipelineTests
             Throws.ArgumentException.With.Message.Contains("destination"));
     }
 
+    /// <summary>SplitMix64 written out from its published definition (Steele, Lea and Flood 2014; Vigna's splitmix64.c).</summary>
+    static ulong SplitMix(ref ulong state)
+    {
+        ulong z = state += 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+
+    static ulong Finalize(ulong z) { ulong s = z - 0x9E3779B97F4A7C15UL; return SplitMix(ref s); }
+
+    /// <summary>
+    /// The data order and every augmentation draw are a contract: a run resumed or repeated with a later version must see
+    /// the same batches. The stream is pinned to SplitMix64 (its published first output from state 0 anchors the
+    /// reference here), keyed by (seed, epoch, index) as documented, with the draws of a sample in a fixed order.
+    /// </summary>
+    [Test]
+    public void The_random_stream_is_splitmix64_keyed_by_seed_epoch_and_index()
+    {
+        ulong zero = 0;
+        Assert.That(SplitMix(ref zero), Is.EqualTo(0xE220A8397B1DCDAFUL), "the published first output of splitmix64 from 0");
+        foreach (var (seed, epoch, index) in new[] { (0L, 0L, 0L), (7L, 3L, 11L), (42L, 1L, -1L), (-5L, 9L, 123456L) })
+        {
+            ulong state = Finalize((ulong)seed * 0x9E3779B97F4A7C15UL ^ Finalize((ulong)epoch + 0x632BE59BD9B4E019UL)
+                ^ Finalize(~(ulong)index * 0xD1B54A32D192ED03UL));
+            var rng = new CounterRng(seed, epoch, index);
+            for (int i = 0; i < 4; i++) Assert.That(rng.Next(), Is.EqualTo(SplitMix(ref state)), $"({seed}, {epoch}, {index}) draw {i}");
+            Assert.That(rng.NextDouble(), Is.EqualTo((SplitMix(ref state) >> 11) * (1.0 / (1UL << 53))));
+            Assert.That(rng.NextInt(1000), Is.EqualTo((int)((UInt128)SplitMix(ref state) * 1000UL >> 64)));
+        }
+        Assert.That(() => new CounterRng(1, 1, 1).NextInt(0), Throws.TypeOf<ArgumentOutOfRangeException>());
+        // An epoch's order: Fisher-Yates from the top, with the stream of index -1.
+        var order = new CounterRng(3, 2, -1);
+        var expected = Enumerable.Range(0, 10).ToArray();
+        for (int i = 9; i > 0; i--) { int j = order.NextInt(i + 1); (expected[i], expected[j]) = (expected[j], expected[i]); }
+        Assert.That(CounterRng.Permutation(3, 2, 10), Is.EqualTo(expected));
+        // A sample's draws in order: resize choice, angle, top, left, flip.
+        var cfg = TransformConfig.For(64);
+        var r = new CounterRng(9, 4, 17);
+        int size = cfg.TrainResizes[r.NextInt(3)];
+        double angle = (r.NextDouble() * 2 - 1) * 10;
+        var (w, h) = Geometry.ResizeShorter(300, 200, size);
+        var want = new AugmentParams(size, angle, r.NextInt(h - 64 + 1), r.NextInt(w - 64 + 1), r.NextDouble() < 0.5);
+        Assert.That(Geometry.Sample(cfg, 9, 4, 17, 300, 200), Is.EqualTo(want));
+    }
+
+    [Test]
+    public void A_crop_may_start_at_every_offset_up_to_the_last_and_a_side_shorter_than_the_crop_is_refused()
+    {
+        var tight = TransformConfig.For(64) with { TrainResizes = [65] };
+        var ps = Enumerable.Range(0, 200).Select(i => Geometry.Sample(tight, 1, 0, i, 65, 65)).ToList();
+        Assert.That(ps.Select(p => p.Top).Distinct().Order(), Is.EqualTo(new[] { 0, 1 }));
+        Assert.That(ps.Select(p => p.Left).Distinct().Order(), Is.EqualTo(new[] { 0, 1 }));
+        var exact = TransformConfig.For(64) with { TrainResizes = [64] };
+        Assert.That(Geometry.Sample(exact, 1, 0, 0, 64, 64) is { Top: 0, Left: 0 }, "a side equal to the crop is allowed");
+        // Resize(48) of a tall image gives 48 x 160: one side short is enough to refuse, in either orientation.
+        var small = TransformConfig.For(64) with { TrainResizes = [48] };
+        Assert.That(() => Geometry.Sample(small, 0, 0, 0, 60, 200), Throws.InvalidOperationException);
+        Assert.That(() => Geometry.Sample(small, 0, 0, 0, 200, 60), Throws.InvalidOperationException);
+        Assert.That(PilResize.Resize(new byte[10 * 8 * 3], 10, 8, 1, 1), Has.Length.EqualTo(3), "a 1 x 1 output is allowed");
+    }
+
     static byte[] CropRect(RgbImage src, int x0, int y0, int w, int h)
     {
         var o = new byte[w * h * 3];

@@ -114,6 +114,51 @@ public class ModuleTests
         Assert.That(live.Count(l => l.Kind.StartsWith("DepthwiseConv2d")), Is.EqualTo(spec.Blocks.Count));
     }
 
+    [TestCase(Preset.Paper), TestCase(Preset.Notebook)]
+    public void Initialisation_is_torchvision_s_kaiming_fan_out_unit_batchnorm_and_a_small_normal_classifier(Preset preset)
+    {
+        manual_seed(5);
+        using var model = Factories.MobileNetV2(MobileNetV2Spec.Build(preset, 1.0, 1000));
+        var p = model.named_parameters().ToDictionary(e => e.name, e => e.parameter);
+        // kaiming_normal_(mode="fan_out", relu): std = sqrt(2 / (out * k * k)); the last 1x1 conv has 1280 * 320 weights.
+        var last = p["features.18.0.weight"];
+        double want = Math.Sqrt(2.0 / last.shape[0]);
+        Assert.That(last.std().item<float>(), Is.EqualTo(want).Within(2).Percent);
+        Assert.That(last.mean().item<float>(), Is.EqualTo(0).Within(0.02 * want));
+        var dw = p["features.17.conv.1.0.weight"]; // depthwise 3x3: PyTorch's fan_out is out * 9, groups not divided out
+        Assert.That(dw.std().item<float>(), Is.EqualTo(Math.Sqrt(2.0 / (dw.shape[0] * 9))).Within(5).Percent);
+        foreach (var (name, t) in p.Where(e => e.Key.StartsWith("features.") && e.Value.dim() == 1))
+        {
+            bool isBnWeight = name.EndsWith(".weight");
+            Assert.That(t.eq(isBnWeight ? 1 : 0).all().item<bool>(), name + (isBnWeight ? ": BatchNorm gamma starts at 1" : ": biases start at 0"));
+        }
+        var fc = p["classifier.1.weight"];
+        Assert.That(fc.std().item<float>(), Is.EqualTo(0.01).Within(2).Percent, "normal(0, 0.01)");
+        Assert.That(p["classifier.1.bias"].eq(0).all().item<bool>());
+        // The truncated normal itself: bounds hold where they bite (std 1, cut at [-0.5, 1]) and the draws fill them.
+        using var cut = empty(20000);
+        Initialization.TruncNormal(cut, 0, 1, -0.5, 1);
+        Assert.That((cut.min().item<float>(), cut.max().item<float>()), Is.EqualTo((-0.5f, 1f)).Within(0.01f));
+        // The mean of a standard normal truncated to [-0.5, 1]: (phi(-0.5) - phi(1)) / (Phi(1) - Phi(-0.5)) = 0.2066.
+        Assert.That(cut.mean().item<float>(), Is.EqualTo(0.2066).Within(0.01));
+    }
+
+    [Test]
+    public void A_residual_block_adds_its_input_and_a_strided_one_does_not()
+    {
+        manual_seed(2);
+        var spec = MobileNetV2Spec.Build(Preset.Paper, 0.5, 10);
+        int b = spec.Blocks.ToList().FindIndex(x => x.Residual);
+        using var block = Factories.InvertedResidualBlock(spec.Blocks[b]);
+        using var plain = Factories.InvertedResidualBlock(spec.Blocks[b] with { Residual = false });
+        plain.load_state_dict(block.state_dict());
+        block.eval(); plain.eval();
+        using var _ = no_grad();
+        var x = randn(2, spec.Blocks[b].In, 8, 8);
+        Assert.That(block.Skip && !plain.Skip);
+        Assert.That((block.forward(x) - (x + plain.forward(x))).abs().max().item<float>(), Is.LessThan(1e-6f));
+    }
+
     [TestCaseSource(nameof(EveryNetwork))]
     public void Forward_and_backward_work_at_224_and_non_square(Preset preset, double width)
     {

@@ -29,6 +29,8 @@ public sealed class PrecisionTests() : WithTempDir("km-precision-")
         using var before = w.detach().clone();
         Layouts.Apply(net, Precision.Fp32, MemoryFormat.ChannelsLast);
         Assert.That(Layouts.IsChannelsLast(w) && !w.is_contiguous(), "NHWC strides");
+        Layouts.Apply(net, Precision.Fp32, MemoryFormat.ChannelsLast);
+        Assert.That(Layouts.IsChannelsLast(w) && !w.is_contiguous(), "applying channels-last again keeps it");
         Layouts.Apply(net, Precision.Fp32, MemoryFormat.Contiguous);
         Assert.That(w.is_contiguous() && !Layouts.IsChannelsLast(w), "back to NCHW strides, the same Parameter");
         Assert.That(w.allclose(before, rtol: 0, atol: 0), "values unchanged by either move");

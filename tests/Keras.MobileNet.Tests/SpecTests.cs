@@ -109,6 +109,17 @@ public class SpecTests
     }
 
     [Test]
+    public void The_smallest_widths_keep_a_channel_or_say_which_layer_they_empty()
+    {
+        Assert.That(WidthRules.MakeDivisible(1, 8, minValue: 16), Is.EqualTo(16), "a minimum above the divisor");
+        Assert.That(() => WidthRules.MakeDivisible(16, 0), Throws.TypeOf<ArgumentOutOfRangeException>());
+        // Notebook at 0.03: int(32 * 0.03) = 0 stem channels; at 0.0625 the first stage has exactly one channel, allowed.
+        Assert.That(() => MobileNetV2Spec.Build(Preset.Notebook, 0.03, 10), Throws.ArgumentException.With.Message.Contains("stem with no channels"));
+        var one = MobileNetV2Spec.Build(Preset.Notebook, 0.0625, 10);
+        Assert.That(one.Blocks[0].Out, Is.EqualTo(1));
+    }
+
+    [Test]
     public void Depthwise_means_one_group_per_input_channel_and_more_than_one_channel()
     {
         Assert.That(new ConvUnit(8, 8, 3, 1, 8, false, Activation.ReLU6).Depthwise, Is.True);

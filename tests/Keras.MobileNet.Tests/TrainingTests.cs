@@ -205,6 +205,37 @@ public class KerasCallbackTests() : WithTempDir("km-callbacks-")
     }
 
     [Test]
+    public void A_stop_reason_already_given_is_kept_by_later_callbacks()
+    {
+        using var model = Tiny();
+        model.StopReason = "stopped by the user";
+        var es = new EarlyStopping("val_loss", 1) { Model = model };
+        es.OnTrainBegin(Logs.Empty);
+        es.OnEpochEnd(0, Epoch(1, 0.5, 0.5));
+        es.OnEpochEnd(1, Epoch(1, 0.5, 0.9));
+        var nan = new TerminateOnNaN() { Model = model };
+        nan.OnEpochEnd(1, Epoch(1, 0.5, double.NaN));
+        Assert.That((model.StopTraining, model.StopReason), Is.EqualTo((true, "stopped by the user")));
+    }
+
+    [Test]
+    public void The_per_step_schedule_sets_the_rate_an_epoch_begins_with_and_history_logs_it()
+    {
+        using var model = Tiny();
+        var lr = Schedules.WarmupCosine(0.01, 0, 12, 2);
+        var history = model.Fit(Data(), 3, null, [new StepLearningRateScheduler(lr, 4)]);
+        Assert.That(history.Series("lr"), Is.EqualTo(new[] { lr(0), lr(4), lr(8) }), "each epoch's first step");
+    }
+
+    [Test]
+    public void History_rows_carry_every_logged_column()
+    {
+        var row = Rows.From(2, Epoch(0.5, 0.25, 0.75, 0.125).With("val_top5", 0.875));
+        Assert.That(row, Is.EqualTo(new HistoryRow(3, 0.5, 0.25, 0.75, 0.125, 0.875, 1e-3, 1)));
+        Assert.That(Rows.From(0, Epoch(0.5, 0.25)), Is.EqualTo(new HistoryRow(1, 0.5, 0.25, null, null, null, 1e-3, 1)));
+    }
+
+    [Test]
     public void Logs_print_as_sorted_key_value_pairs()
     {
         Assert.That(Logs.Empty.With("loss", 1.25).With("accuracy", 0.123456789).ToString(), Is.EqualTo("accuracy=0.123457, loss=1.25"));
@@ -361,6 +392,7 @@ public class RunFolderTests() : WithTempDir("km-run")
         var (model, run, commit, data) = Tiny(dir);
         using var _m = model;
         using var _r = run;
+        Assert.That(commit.State.History, Is.Not.Null.And.Empty, "a new run starts with an empty history");
         model.Fit(data, 1, data, [commit]);
         var files = Directory.GetFiles(dir, "*", SearchOption.AllDirectories).Where(f => !f.EndsWith(".lock")).Order()
             .ToDictionary(f => f, File.ReadAllBytes);

@@ -127,11 +127,24 @@ public static class Initialization
                     nn.init.zeros_(bn.bias);
                     break;
                 case Linear linear:
-                    if (preset == Preset.Notebook) nn.init.trunc_normal_(linear.weight, 0, 0.01);
+                    if (preset == Preset.Notebook) TruncNormal(linear.weight, 0, 0.01);
                     else nn.init.normal_(linear.weight, 0, 0.01);
                     if (linear.bias is not null) nn.init.zeros_(linear.bias);
                     break;
             }
         }
+    }
+
+    /// <summary>
+    /// PyTorch's nn.init.trunc_normal_ (inverse CDF: one uniform draw per element from the global generator, erfinv,
+    /// scale, shift, clamp to [a, b]). TorchSharp 0.107's own left the tensor all zeros here, so the notebook's
+    /// classifier started at 0 (caught by the initialisation test).
+    /// </summary>
+    public static void TruncNormal(Tensor t, double mean, double std, double a = -2, double b = 2)
+    {
+        using var _ = no_grad();
+        double Cdf(double x) { using var v = tensor(x / Math.Sqrt(2), ScalarType.Float64); using var e = v.erf(); return (1 + e.item<double>()) / 2; }
+        double lo = Cdf((a - mean) / std), hi = Cdf((b - mean) / std);
+        t.uniform_(2 * lo - 1, 2 * hi - 1).erfinv_().mul_(std * Math.Sqrt(2)).add_(mean).clamp_(a, b);
     }
 }
