@@ -191,28 +191,30 @@ public class ModuleTests
     [Test]
     public void Torchvision_weights_reproduce_the_pytorch_training_trace()
     {
+        // In float64: the float32 trace is chaotic (fixtures/parity/make.py says why), the float64 one pins the recipe.
         var spec = MobileNetV2Spec.Build(Preset.Paper, 0.5, 10, dropout: 0);
         using var model = Factories.MobileNetV2(spec);
         model.load_safetensors(Setup.Fixture("tv_mobilenet_v2_w0.5_c10_seed0.safetensors"));
-        var trace = Safetensors.LoadStateDict(Setup.Fixture("parity_w0.5_c10.safetensors"));
+        model.to(float64);
+        var trace = Safetensors.LoadStateDict(Setup.Fixture("parity_w0.5_c10_f64.safetensors"));
 
-        var result = Parity.Run(model, trace["train_x"], trace["train_y"], trace["eval_x"]);
+        var result = Parity.Run(model, trace["train_x"].to(float64), trace["train_y"], trace["eval_x"].to(float64));
 
         var expectedLosses = trace["train_losses"].data<double>().ToArray();
         Assert.That(expectedLosses, Has.Length.EqualTo(3));
-        Assert.That(result.Losses, Is.EqualTo(expectedLosses).Within(1e-3).Percent.Or.EqualTo(expectedLosses).Within(2e-4));
-        AssertClose(result.LogitsAfter, trace["logits_after"], 1e-3);
-        AssertClose(result.Bn0RunningMean, trace["bn0_running_mean_after"], 1e-4);
+        Assert.That(result.Losses, Is.EqualTo(expectedLosses).Within(1e-7).Percent);
+        AssertClose(result.LogitsAfter, trace["logits_after"], 1e-6);
+        AssertClose(result.Bn0RunningMean, trace["bn0_running_mean_after"], 1e-9);
         // logits_before is tiny (~2e-8): compare relative to its own scale.
         var before = trace["logits_before"];
-        double scale = before.abs().max().item<float>();
-        Assert.That((result.LogitsBefore - before).abs().max().item<float>(), Is.LessThan(1e-2 * scale));
+        double scale = before.abs().max().item<double>();
+        Assert.That((result.LogitsBefore - before).abs().max().item<double>(), Is.LessThan(1e-6 * scale));
     }
 
     static void AssertClose(Tensor actual, Tensor expected, double atol)
     {
         Assert.That(actual.shape, Is.EqualTo(expected.shape));
-        double diff = (actual - expected).abs().max().item<float>();
+        double diff = (actual - expected).abs().max().to(float64).item<double>();
         Assert.That(diff, Is.LessThan(atol), $"max abs difference {diff}");
     }
 }

@@ -19,7 +19,7 @@ static class Parity
             using var loss = nn.functional.cross_entropy(model.forward(trainX), trainY, label_smoothing: 0.1);
             loss.backward();
             opt.step();
-            losses[i] = loss.item<float>();
+            losses[i] = loss.to(float64).item<double>();
         }
         model.eval();
         Tensor after;
