@@ -23,6 +23,8 @@ public static class PlotCommand
             if (p.GetValue(width) < 200 || p.GetValue(height) < 150 || !(p.GetValue(scale) is > 0 and <= 8))
                 throw new ArgumentException("--width-px >= 200, --height-px >= 150 and 0 < --scale <= 8");
             var folders = Expand(p.GetValue(runs)!);
+            if (folders.GroupBy(f => Path.TrimEndingDirectorySeparator(Path.GetFullPath(f))).FirstOrDefault(g => g.Count() > 1) is { } twice)
+                throw new ArgumentException($"{twice.First()} is given twice: each run counts once in a comparison");
             var data = folders.Select(RunData.Load).ToList();
             string dir = p.GetValue(outDir) ?? (data.Count == 1 ? folders[0] : "plots");
             var written = Report.Draw(data, dir, new FigureSize(p.GetValue(width), p.GetValue(height), p.GetValue(scale)));

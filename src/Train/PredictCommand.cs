@@ -34,8 +34,8 @@ public static class PredictCommand
             if (p.GetValue(onnx) is string file)
             {
                 using var model = OnnxModel.Load(file);
-                var batch = Predictions.Preprocess(files, model.Card);
-                results = Predictions.Top(files, model.Logits(batch, files.Length, model.Card.ImageSize, model.Card.ImageSize), model.Card, k);
+                results = Predictions.Chunked(files, chunk =>
+                    Predictions.Top(chunk, model.Logits(Predictions.Preprocess(chunk, model.Card), chunk.Count, model.Card.ImageSize, model.Card.ImageSize), model.Card, k));
             }
             else
             {

@@ -29,7 +29,12 @@ public static class SweepCommand
 
     static SweepGrid Grid(ParseResult p, GridOptions g)
     {
-        return new SweepGrid(Files.Word(p.GetValue(g.Arch)), p.GetValue(g.Width)!, p.GetValue(g.Seeds)!, p.GetValue(g.Out)!);
+        double[] widths = p.GetValue(g.Width)!;
+        long[] seeds = p.GetValue(g.Seeds)!;
+        // A value twice would count one run twice in every mean and sd.
+        if (widths.Distinct().Count() != widths.Length) throw new ArgumentException("--width lists a width twice");
+        if (seeds.Distinct().Count() != seeds.Length) throw new ArgumentException("--seeds lists a seed twice");
+        return new SweepGrid(Files.Word(p.GetValue(g.Arch)), widths, seeds, p.GetValue(g.Out)!);
     }
 
     /// <summary>Parses and validates the training command line a task will run; returns its arguments without the grid.</summary>
@@ -81,6 +86,7 @@ public static class SweepCommand
             grid = grid with { Root = Path.GetFullPath(grid.Root) };
             var args = CheckTrainArgs(grid, p.GetValue(rest) ?? []);
             var s = new SchedulerOptions(p.GetValue(name)!, p.GetValue(partition), p.GetValue(time), p.GetValue(gpus), p.GetValue(cpus), p.GetValue(mem), p.GetValue(account));
+            SweepScripts.Validate(s, Checked(grid, p.GetValue(command), args));
             string dir = Path.Combine(grid.Root, "slurm"), logs = Path.Combine(grid.Root, "logs");
             var program = p.GetValue(command) is string c ? c.Split(' ', StringSplitOptions.RemoveEmptyEntries) : ThisProgram();
             var files = SweepScripts.Slurm(grid, program, args, ["sweep", "merge", .. SweepScripts.GridArgs(grid)], Environment.CurrentDirectory, logs, s);
@@ -116,6 +122,7 @@ public static class SweepCommand
             var args = CheckTrainArgs(grid, p.GetValue(rest) ?? []);
             var s = new SchedulerOptions(job, GpusPerTask: p.GetValue(gpus), CpusPerTask: p.GetValue(cpus), Memory: p.GetValue(mem), Image: p.GetValue(image),
                 VolumeClaim: p.GetValue(claim), MountPath: p.GetValue(mount)!, Namespace: p.GetValue(ns));
+            SweepScripts.Validate(s, Checked(grid, p.GetValue(command), args));
             var program = p.GetValue(command)?.Split(' ', StringSplitOptions.RemoveEmptyEntries);
             var files = SweepScripts.Kubernetes(grid, program, args, ["sweep", "merge", .. SweepScripts.GridArgs(grid)], s);
             string dir = p.GetValue(scripts) ?? $"{job}-k8s";
@@ -123,6 +130,10 @@ public static class SweepCommand
         }));
         return cmd;
     }
+
+    /// <summary>The values besides the scheduler's own that land in its files: the sweep folder, the command, the training words.</summary>
+    static IEnumerable<(string, string?)> Checked(SweepGrid grid, string? command, IEnumerable<string> trainArgs) =>
+        new (string, string?)[] { ("--out", grid.Root), ("--command", command) }.Concat(trainArgs.Select(a => ("the training options after \"--\"", (string?)a)));
 
     static int Write(SweepGrid grid, string dir, IReadOnlyDictionary<string, string> files, string submit)
     {

@@ -174,8 +174,14 @@ public class EndToEndTests
                 "resume with the same options or train into another --out")), r.Out);
             foreach (var (f, bytes) in before) Assert.That(File.ReadAllBytes(f), Is.EqualTo(bytes), $"{option}: {f} untouched");
         }
-        var empty = Cli.Run(work, [.. Recipe(Path.Combine(work, "never-trained"), 1), "--resume"]);
-        Assert.That((empty.ExitCode, empty.Err.Trim()), Is.EqualTo((1, $"error: --resume: {Path.Combine(work, "never-trained")} holds no run to resume (no trainer_state.json)")));
+        string never = Path.Combine(work, "never-trained");
+        var missing = Cli.Run(work, [.. Recipe(never, 1), "--resume"]);
+        Assert.That((missing.ExitCode, missing.Err.Trim()), Is.EqualTo((1, $"error: --resume: {never} does not exist")));
+        Assert.That(Directory.Exists(never), Is.False, "a --resume of nothing creates nothing");
+        Directory.CreateDirectory(never);
+        var empty = Cli.Run(work, [.. Recipe(never, 1), "--resume"]);
+        Assert.That((empty.ExitCode, empty.Err.Trim()), Is.EqualTo((1, $"error: --resume: {never} holds no run to resume (no trainer_state.json)")));
+        Assert.That(Directory.EnumerateFileSystemEntries(never), Is.Empty, "nothing written into it");
 
         // Two trainings into one folder: the second stops at once while the first holds it.
         string shared = Path.Combine(work, "contended");

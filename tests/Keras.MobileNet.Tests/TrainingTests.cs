@@ -383,7 +383,7 @@ public class RunFolderTests() : WithTempDir("km-run")
         manual_seed(0);
         var model = new KerasModel(Factories.MobileNetV2(MobileNetV2Spec.Build(Preset.Paper, 0.25, 2)), CPU, 2);
         model.Compile(new CompileOptions(Optimizers.AdamW(1e-3, 0), Losses.CrossEntropy()));
-        var run = RunFolder.Open(dir, tensorBoard);
+        var run = RunFolder.OpenFresh(dir, tensorBoard);
         return (model, run, new EpochCommit(run, TrainerState.Empty, 4), new TensorData(randn(4, 3, 32, 32), tensor(new long[] { 0, 1, 0, 1 }), 4));
     }
 
@@ -431,12 +431,12 @@ public class RunFolderTests() : WithTempDir("km-run")
         EventFile.Write(tb, 3, [("train/loss", 9.0)]);
         File.WriteAllText(Path.Combine(tb, ".events-0003.99.tmp"), "half");
         var kept = Directory.GetFiles(tb).Where(f => !f.Contains("0003")).ToDictionary(f => f, File.ReadAllBytes);
-        using (var again = RunFolder.Open(dir, tensorBoard: true)) again.Publish(again.ReadState()!);
+        using (var again = RunFolder.OpenExisting(dir, tensorBoard: true)) again.Publish(again.ReadState()!);
         Assert.That(Directory.GetFiles(tb).Select(Path.GetFileName).Order(StringComparer.Ordinal), Is.EqualTo(new[] { EventFile.Name(1), EventFile.Name(2) }));
         foreach (var (f, bytes) in kept) Assert.That(File.ReadAllBytes(f), Is.EqualTo(bytes));
         // A missing one (killed between the commit and the events) is written by the next start.
         File.Delete(Path.Combine(tb, EventFile.Name(2)));
-        using (var again = RunFolder.Open(dir, tensorBoard: true)) again.Publish(again.ReadState()!);
+        using (var again = RunFolder.OpenExisting(dir, tensorBoard: true)) again.Publish(again.ReadState()!);
         Assert.That(EventFile.Read(Path.Combine(tb, EventFile.Name(2))), Has.Count.EqualTo(EventFile.Scalars(rows[1]).Count()));
     }
 
@@ -479,12 +479,12 @@ public class RunFolderTests() : WithTempDir("km-run")
     [Test]
     public void A_second_process_cannot_open_a_held_run_folder()
     {
-        using (RunFolder.Open(dir))
+        using (RunFolder.OpenFresh(dir))
         {
             // flock is per open file description: a second open in this process conflicts as another process's would.
-            Assert.That(() => RunFolder.Open(dir), Throws.InstanceOf<Keras.MobileNet.Backend.UserError>().With.Message.Contains("in use by another training"));
+            Assert.That(() => RunFolder.OpenFresh(dir), Throws.InstanceOf<Keras.MobileNet.Backend.UserError>().With.Message.Contains("in use by another training"));
         }
-        using (RunFolder.Open(dir)) { } // released with the first
+        using (RunFolder.OpenFresh(dir)) { } // released with the first
     }
 }
 

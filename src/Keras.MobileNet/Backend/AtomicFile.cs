@@ -9,8 +9,14 @@ public static class AtomicFile
     /// target's name in it), then renames it over <paramref name="path"/>. If writing fails the temporary file is
     /// removed, so a reader never sees half a file and nothing half-written is left behind.
     /// </summary>
+    /// <remarks>
+    /// A symbolic link is written through (the file it points at is replaced and the link stays); a target that exists
+    /// and is not a regular file (a folder, a device such as /dev/null, a FIFO) is refused before anything is written.
+    /// </remarks>
     public static void Write(string path, Action<string> write, string tempSuffix = ".tmp", string? tempPath = null)
     {
+        path = FileKind.Resolve(path);
+        FileKind.RequireRegularOrMissing(path);
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         string tmp = tempPath ?? $"{path}.{Environment.ProcessId}{tempSuffix}";
         try

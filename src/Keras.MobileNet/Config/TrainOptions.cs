@@ -39,6 +39,8 @@ public sealed record TrainOptions
     public bool InMemory { get; init; } = true;
     public string? Out { get; init; }
     public bool Resume { get; init; }
+    /// <summary>Train into an --out that already holds other files (they are left untouched); by default such a folder is refused.</summary>
+    public bool ReuseOut { get; init; }
     public bool TensorBoard { get; init; } = true;
     /// <summary>Classifier dropout; null: the preset's (the spec is the one place that knows it).</summary>
     public double? Dropout { get; init; }
@@ -65,7 +67,9 @@ public sealed record TrainOptions
         if (Widths.Length == 0) throw new ArgumentException("--width needs at least one value");
         foreach (var w in Widths) MobileNetV2Spec.Validate(w, 2);
         if (Epochs < 1) throw new ArgumentException($"--epochs must be at least 1, not {Epochs}");
-        if (BatchSize < 1) throw new ArgumentException($"--batch-size must be at least 1, not {BatchSize}");
+        if (BatchSize is < 1 or > 65536) throw new ArgumentException($"--batch-size must be 1 to 65536, not {BatchSize}");
+        if (EarlyStoppingPatience < 0) throw new ArgumentException($"--early-stopping must be 0 (off) or a number of epochs, not {EarlyStoppingPatience}");
+        if (Epochs > 100_000) throw new ArgumentException($"--epochs must be at most 100000, not {Epochs}");
         if (!(Lr > 0)) throw new ArgumentException($"--lr must be > 0, not {Lr}");
         if (WeightDecay < 0) throw new ArgumentException($"--weight-decay must be >= 0, not {WeightDecay}");
         if (LabelSmoothing is < 0 or >= 1) throw new ArgumentException($"--label-smoothing must be in [0, 1), not {LabelSmoothing}");

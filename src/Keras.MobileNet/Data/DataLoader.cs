@@ -49,7 +49,7 @@ public sealed class TensorData(torch.Tensor x, torch.Tensor y, int batchSize) : 
 /// for bit with any number of workers, and a resumed run sees what an uninterrupted one would have.
 /// </summary>
 public sealed class DataLoader(IImageDataset dataset, int batchSize, bool shuffle, long seed, int workers, Device device,
-    int prefetch = 2, bool dropLast = false) : IBatchSource
+    int prefetch = 2, bool dropLast = false, int minBatch = 1) : IBatchSource
 {
     public int Count => dataset.Count;
     public IImageDataset Dataset => dataset;
@@ -58,7 +58,7 @@ public sealed class DataLoader(IImageDataset dataset, int batchSize, bool shuffl
 
     /// <summary>The same dataset and settings with another seed (a sweep's cells share the decoded images).</summary>
     public DataLoader WithSeed(long other) =>
-        other == seed ? this : new(dataset, batchSize, shuffle, other, workers, device, prefetch, dropLast) { HandOffs = HandOffs };
+        other == seed ? this : new(dataset, batchSize, shuffle, other, workers, device, prefetch, dropLast, minBatch) { HandOffs = HandOffs };
 
     public int BatchesPerEpoch => dropLast ? dataset.Count / batchSize : (dataset.Count + batchSize - 1) / batchSize;
 
@@ -125,7 +125,9 @@ public sealed class DataLoader(IImageDataset dataset, int batchSize, bool shuffl
                     int start = b * batchSize, count = Math.Min(batchSize, order.Length - start);
                     long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
                     var batch = MakeBatch(epoch, order.AsSpan(start, count));
-                    if (batch.Count == 0) { batch.Dispose(); continue; } // every image of it unreadable (logged)
+                    // Every image of it unreadable (logged), or so many that fewer than minBatch are left (a training batch
+                    // of one image gives BatchNorm one value per channel in the last layers): left out, never trained.
+                    if (batch.Count < Math.Max(1, minBatch)) { batch.Dispose(); continue; }
                     HandOffs?.Add(DisposeScopeManager.Statistics.ThreadTotalLiveCount - before);
                     try { await channel.Writer.WriteAsync(batch, cts.Token); }
                     catch (OperationCanceledException) { batch.Dispose(); break; }

@@ -151,6 +151,7 @@ public sealed class StreamingDataset : IImageDataset
             var path = split.Samples[i].Path;
             ok[i] = log.TryRead(path, () =>
             {
+                ImageOps.CheckFile(path);
                 using var f = File.OpenRead(path);
                 ImageOps.CheckHeader(f, path, maxPixels);
                 return true;

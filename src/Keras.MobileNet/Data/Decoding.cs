@@ -88,5 +88,25 @@ public static partial class ImageOps
         }
     }
 
-    public static RgbImage DecodeFile(string path, long maxPixels = DefaultMaxPixels) => Decode(File.ReadAllBytes(path), path, maxPixels);
+    public static RgbImage DecodeFile(string path, long maxPixels = DefaultMaxPixels)
+    {
+        CheckFile(path);
+        return Decode(File.ReadAllBytes(path), path, maxPixels);
+    }
+
+    /// <summary>The most bytes one image file may have (a 50-megapixel PNG without compression is 150 MB).</summary>
+    public const long MaxFileBytes = 256L << 20;
+
+    /// <summary>
+    /// Only regular files of at most <see cref="MaxFileBytes"/> are read as images: a link to /dev/zero would never end and
+    /// a FIFO would block. Anything else is a <see cref="BadImageException"/> before a byte is read.
+    /// </summary>
+    public static void CheckFile(string path)
+    {
+        var (kind, size) = Backend.FileKind.Stat(path);
+        if (kind == Backend.PathKind.Missing) throw new BadImageException(path, "does not exist");
+        if (kind != Backend.PathKind.Regular)
+            throw new BadImageException(path, kind == Backend.PathKind.Directory ? "is a folder" : "not a regular file (a device, FIFO or socket); only regular files are read");
+        if (size > MaxFileBytes) throw new BadImageException(path, $"{size:N0} bytes, over the {MaxFileBytes:N0}-byte limit for one image file");
+    }
 }

@@ -17,10 +17,14 @@ namespace Keras.MobileNet.Export;
 /// dynamic one, and BatchNorm folded into the convolutions or kept as BatchNormalization nodes.</summary>
 public sealed record OnnxOptions(int Opset = 17, int? Batch = null, bool FoldBatchNorm = true)
 {
+    /// <summary>The newest opset the ONNX Runtime this project ships can load (a file it cannot load helps nobody).</summary>
+    public const int MaxOpset = 21;
+
     public OnnxOptions Validated()
     {
-        if (Opset < 11) throw new UserError($"--opset must be 11 or later (ReLU6 is exported as Clip with min/max inputs), not {Opset}", 2);
-        if (Batch is < 1) throw new UserError($"--batch must be dynamic or at least 1, not {Batch}", 2);
+        if (Opset is < 11 or > MaxOpset)
+            throw new UserError($"--opset must be 11 to {MaxOpset} (11: ReLU6 is exported as Clip with min/max inputs; {MaxOpset}: the newest the bundled ONNX Runtime loads), not {Opset}", 2);
+        if (Batch is < 1 or > 65536) throw new UserError($"--batch must be dynamic or 1 to 65536, not {Batch}", 2);
         return this;
     }
 }

@@ -35,6 +35,11 @@ public sealed class OnnxModel : IDisposable
         {
             var card = JsonSerializer.Deserialize<ModelCard>(json, Files.Json) ?? throw new JsonException("empty");
             if (card.Problem() is string p) throw new JsonException(p);
+            if (Mismatch(session, card) is string why)
+            {
+                session.Dispose();
+                throw new UserError($"{path} is not a classifier of its model card: {why}");
+            }
             return new OnnxModel(session, card);
         }
         catch (JsonException e)
@@ -42,6 +47,18 @@ public sealed class OnnxModel : IDisposable
             session.Dispose();
             throw new UserError($"{path}: the model card in its metadata is not readable ({e.Message.Split('\n')[0]})");
         }
+    }
+
+    /// <summary>What keeps the graph from being the card's network: its input must be NCHW with 3 channels, its output [N, classes].</summary>
+    static string? Mismatch(InferenceSession session, ModelCard card)
+    {
+        if (!session.InputMetadata.TryGetValue(OnnxExport.Input, out var input)) return $"it has no input '{OnnxExport.Input}'";
+        if (!session.OutputMetadata.TryGetValue(OnnxExport.Output, out var output)) return $"it has no output '{OnnxExport.Output}'";
+        var (i, o) = (input.Dimensions, output.Dimensions);
+        if (i.Length != 4 || i[1] != 3 || input.ElementType != typeof(float)) return $"input '{OnnxExport.Input}' is not float [N, 3, H, W]";
+        if (o.Length != 2 || o[1] != card.Classes || output.ElementType != typeof(float))
+            return $"output '{OnnxExport.Output}' is [{string.Join(", ", o)}], not float [N, {card.Classes}]";
+        return null;
     }
 
     /// <summary>Logits [n, classes] for n preprocessed images in NCHW float32.</summary>

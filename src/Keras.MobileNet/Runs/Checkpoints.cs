@@ -75,6 +75,17 @@ public static partial class Checkpoints
         }
         var extra = saved.Keys.Except(own.Keys).ToList();
         if (extra.Count > 0) throw new Backend.UserError($"{source}: unexpected tensor '{extra[0]}' (not a MobileNetV2 state dict with torchvision's names?)");
+        foreach (var (k, t) in own)
+        {
+            var s = saved[k];
+            // Weights are floating point and finite; BatchNorm's counter is an integer. A silent cast or a NaN would give
+            // NaN probabilities with exit 0.
+            bool counter = k.EndsWith(".num_batches_tracked", StringComparison.Ordinal);
+            if (counter ? s.dtype is not (torch.ScalarType.Int64 or torch.ScalarType.Int32) : !s.is_floating_point())
+                throw new Backend.UserError($"{source}: tensor '{k}' is {s.dtype}, not {(counter ? "an integer" : "floating point")}");
+            if (!counter && !s.isfinite().all().item<bool>())
+                throw new Backend.UserError($"{source}: tensor '{k}' holds NaN or infinite values");
+        }
         using var _ = torch.no_grad();
         foreach (var (k, t) in own)
             if (saved[k].shape.SequenceEqual(t.shape)) t.copy_(saved[k]);

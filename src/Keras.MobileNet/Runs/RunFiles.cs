@@ -9,6 +9,9 @@ public sealed record ModelCard([property: System.Text.Json.Serialization.JsonReq
 {
     public NetworkSpec Spec() => MobileNetV2Spec.Build(Arch, Width, Classes, Dropout);
 
+    /// <summary>The largest input side a card may ask for (a card is untrusted input: 9000 px made a 3.6 GB batch).</summary>
+    public const int MaxImageSize = 2048;
+
     /// <summary>What is wrong with a card read from a file (a field missing or out of range), or null.</summary>
     public string? Problem() =>
         !Enum.IsDefined(Arch) ? $"arch is '{Arch}', not paper or notebook"
@@ -16,8 +19,9 @@ public sealed record ModelCard([property: System.Text.Json.Serialization.JsonReq
         : Classes < 2 ? $"classes is {Classes}, not 2 or more"
         : ClassFolders?.Length != Classes ? $"class_folders has {ClassFolders?.Length ?? 0} entries, classes says {Classes}"
         : ClassNames?.Length != Classes ? $"class_names has {ClassNames?.Length ?? 0} entries, classes says {Classes}"
-        : ImageSize < 32 ? $"image_size is {ImageSize}, not 32 or more"
+        : ImageSize is < 32 or > MaxImageSize ? $"image_size is {ImageSize}, not 32 to {MaxImageSize}"
         : Mean?.Length != 3 || Std?.Length != 3 || Std.Any(v => !(v > 0)) ? "mean and std need three values each, std > 0"
+        : Mean.Concat(Std).Any(v => !float.IsFinite(v)) ? "mean and std must be finite numbers"
         : !(Dropout >= 0 && Dropout < 1) ? $"dropout is {Dropout}, not in [0, 1)"
         : null;
 }

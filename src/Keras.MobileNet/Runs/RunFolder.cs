@@ -4,45 +4,6 @@ using TorchSharp;
 namespace Keras.MobileNet.Runs;
 
 /// <summary>
-/// trainer_state.json, the commit record of a run: the last completed epoch, the files that hold its weights and
-/// optimizer state, the best epoch so far and its weights, and every history row. Renaming it into place commits an
-/// epoch; everything else in the folder is either named by it or derived from it.
-/// </summary>
-public sealed record TrainerState(int CompletedEpochs, double BestValAccuracy, int BestEpoch, double TrainSeconds, long TrainImages, bool Finished,
-    string? Weights = null, string? Optimizer = null, string? BestWeights = null, IReadOnlyList<HistoryRow>? History = null)
-{
-    public static readonly TrainerState Empty = new(0, double.NegativeInfinity, -1, 0, 0, false);
-
-    /// <summary>
-    /// The state after one more epoch: its row replaces any row of that epoch or later, and it is the best when its
-    /// val accuracy (train accuracy without validation) is above every earlier one; a tie keeps the earlier epoch.
-    /// </summary>
-    public (TrainerState Next, bool IsBest) After(HistoryRow row, long images)
-    {
-        double v = row.ValAccuracy ?? row.TrainAccuracy;
-        bool best = v > BestValAccuracy;
-        var rows = (History ?? []).Where(r => r.Epoch < row.Epoch).Append(row).ToList();
-        return (this with
-        {
-            CompletedEpochs = row.Epoch, TrainSeconds = TrainSeconds + row.Seconds, TrainImages = TrainImages + images,
-            BestValAccuracy = best ? v : BestValAccuracy, BestEpoch = best ? row.Epoch : BestEpoch, History = rows,
-        }, best);
-    }
-
-    /// <summary>What is wrong with a state read from a file, or null. The files it names must lie inside the run folder.</summary>
-    public string? Problem()
-    {
-        if (CompletedEpochs < 1) return $"completed_epochs is {CompletedEpochs}: no epoch was committed";
-        if (History is not null && History.Count != CompletedEpochs)
-            return $"history has {History.Count} rows, completed_epochs says {CompletedEpochs}";
-        foreach (var (field, name) in new[] { ("weights", Weights), ("optimizer", Optimizer), ("best_weights", BestWeights) })
-            if (name is not null && (System.IO.Path.IsPathRooted(name) || name.Split('/', '\\').Contains("..")))
-                return $"{field} is '{name}', outside the run folder";
-        return null;
-    }
-}
-
-/// <summary>
 /// A run folder, held by one process at a time (an OS lock on .lock, released when the process dies), and its
 /// commit protocol. An epoch writes checkpoints/epoch-NNNN.{safetensors,optimizer.bin}, then renames the new
 /// trainer_state.json into place (the commit), then republishes the derived files (last.safetensors,
@@ -63,23 +24,118 @@ public sealed class RunFolder : IDisposable
 
     public string TensorBoardDir => P("tensorboard");
 
+    /// <summary>The lock file's name, and what this program writes in it: the mark of a folder that holds one of its runs.</summary>
+    public const string LockName = ".lock";
+    const string Signature = "keras-mobilenet run folder\n";
+
+    /// <summary>The files a run writes at the top of its folder (figures and report.md included); nothing else there is ever replaced or removed.</summary>
+    public static readonly IReadOnlySet<string> OwnFiles = new HashSet<string>(StringComparer.Ordinal)
+    {
+        RunReader.Card, RunReader.Options, DataRecord.File, RunReader.State, RunReader.Summary, RunReader.History, RunReader.Confusion, RunReader.Best,
+        "history.json", "last.safetensors", "curves.png", "accuracy_vs_cost.png", "lr.png", "confusion.png", "report.md",
+    };
+
+    static readonly System.Text.RegularExpressions.Regex CheckpointName = new(@"^epoch-\d{4,}\.(safetensors|optimizer\.bin)$"),
+        CheckpointTemp = new(@"^epoch-\d{4,}\.(safetensors|optimizer\.bin)\.\d+\.tmp$"),
+        EventName = new(@"^events\.out\.tfevents\.\d{4,}\.keras-mobilenet$"), EventTemp = new(@"^\.events-\d{4,}\.\d+\.tmp$"),
+        TopTemp = new(@"^(?<name>.+)\.\d+\.tmp(\.png)?$");
+
     /// <summary>
-    /// Creates the folder if needed and takes its lock; another live process holding it is a clear error. With
-    /// <paramref name="tensorBoard"/>, each committed epoch also gets its TensorBoard event file.
+    /// Opens a run folder for a fresh start: creates it if needed and takes its lock. A folder that exists, is not
+    /// empty and holds no run of this program is refused (nothing is created in it) unless <paramref name="reuse"/>
+    /// says to train beside its files; even then a file a run would write must not be there already.
     /// </summary>
-    public static RunFolder Open(string path, bool tensorBoard = false)
+    public static RunFolder OpenFresh(string path, bool tensorBoard = false, bool reuse = false)
+    {
+        CheckFresh(path, reuse);
+        return Open(path, tensorBoard);
+    }
+
+    /// <summary>The check of <see cref="OpenFresh"/> alone, so a command can refuse before it loads data or times anything.</summary>
+    public static void CheckFresh(string path, bool reuse)
+    {
+        if (FileKind.Of(path) is PathKind.Regular or PathKind.Special) throw new UserError($"--out {path} is a file, not a folder");
+        if (Directory.Exists(path) && !HoldsOwnRun(path) && Directory.EnumerateFileSystemEntries(path).FirstOrDefault() is string first)
+        {
+            if (!reuse)
+                throw new UserError($"--out {path} is not empty and holds no run of this program (it has {System.IO.Path.GetFileName(first)}); " +
+                                    "train into a new or empty folder, or add --reuse-out to train beside its files (none of them is touched)");
+            if (OwnNamesIn(path).FirstOrDefault() is string clash)
+                throw new UserError($"--reuse-out: {clash} is already there and a run would replace it; move it or train into another --out");
+        }
+    }
+
+    /// <summary>Opens the folder of a run to resume; it must exist (nothing is created).</summary>
+    public static RunFolder OpenExisting(string path, bool tensorBoard = false)
+    {
+        CheckExisting(path);
+        return Open(path, tensorBoard);
+    }
+
+    /// <summary>A run to resume must be there: a folder holding trainer_state.json.</summary>
+    public static void CheckExisting(string path)
+    {
+        if (!Directory.Exists(path)) throw new UserError($"--resume: {path} does not exist");
+        if (!File.Exists(System.IO.Path.Combine(path, RunReader.State))) throw new UserError($"--resume: {path} holds no run to resume (no trainer_state.json)");
+        if (!File.Exists(System.IO.Path.Combine(path, RunReader.Card)))
+            throw new UserError($"--resume: {System.IO.Path.Combine(path, RunReader.Card)} is missing: it says how to rebuild the run's network; restore it or train into another --out");
+    }
+
+    /// <summary>True where the folder's lock file is this program's (older runs left it empty beside their model.json).</summary>
+    public static bool HoldsOwnRun(string path)
+    {
+        string lockPath = System.IO.Path.Combine(path, LockName);
+        if (FileKind.Stat(lockPath) is not (PathKind.Regular, var size) || size > 4096) return false;
+        string text;
+        try { text = File.ReadAllText(lockPath); }
+        catch (IOException) { return true; } // held by a live training of ours: FileShare.None
+        catch (UnauthorizedAccessException) { return false; }
+        return text == Signature || text.Length == 0 && (File.Exists(System.IO.Path.Combine(path, RunReader.Card))
+            || Directory.EnumerateFileSystemEntries(path).Count() == 1);
+    }
+
+    /// <summary>Entries of a folder with names a run writes (at the top, in checkpoints/ or tensorboard/).</summary>
+    static IEnumerable<string> OwnNamesIn(string path)
+    {
+        foreach (var e in Directory.EnumerateFileSystemEntries(path))
+            if (OwnFiles.Contains(System.IO.Path.GetFileName(e)) || System.IO.Path.GetFileName(e) == LockName) yield return e;
+        foreach (var (dir, pattern) in new[] { ("checkpoints", CheckpointName), ("tensorboard", EventName) })
+            if (Directory.Exists(System.IO.Path.Combine(path, dir)))
+                foreach (var e in Directory.EnumerateFileSystemEntries(System.IO.Path.Combine(path, dir)))
+                    if (pattern.IsMatch(System.IO.Path.GetFileName(e))) yield return e;
+    }
+
+    /// <summary>Creates the folder if needed and takes its lock; another live process holding it is a clear error.</summary>
+    static RunFolder Open(string path, bool tensorBoard)
     {
         Directory.CreateDirectory(path);
+        string lockPath = System.IO.Path.Combine(path, LockName);
+        FileKind.RequireRegularOrMissing(lockPath);
+        FileStream f;
         try
         {
             // FileShare.None is an exclusive flock on Unix: held until this process closes the file or dies.
-            var f = new FileStream(System.IO.Path.Combine(path, ".lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-            return new RunFolder(path, f, tensorBoard);
+            f = new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (UnauthorizedAccessException)
+        {
+            throw new UserError($"{path} is not writable here (its {LockName} cannot be opened for writing): check its permissions, or copy the run to a folder you can write");
+        }
+        catch (IOException e) when (e.HResult == 13 || e.Message.Contains("Read-only file system", StringComparison.OrdinalIgnoreCase) || e.Message.Contains("ermission denied", StringComparison.Ordinal))
+        {
+            throw new UserError($"{path} is not writable here ({e.Message.Split('\n')[0]})");
         }
         catch (IOException)
         {
-            throw new UserError($"{path} is in use by another training (its .lock is held); wait for it or use another --out");
+            throw new UserError($"{path} is in use by another training (its {LockName} is held); wait for it or use another --out");
         }
+        if (f.Length == 0)
+        {
+            var bytes = System.Text.Encoding.UTF8.GetBytes(Signature);
+            f.Write(bytes);
+            f.Flush(flushToDisk: true);
+        }
+        return new RunFolder(path, f, tensorBoard);
     }
 
     public TrainerState? ReadState()
@@ -140,21 +196,21 @@ public sealed class RunFolder : IDisposable
         Sweep(state);
     }
 
-    /// <summary>Deletes checkpoint and event files no state names, and temp files a killed process left.</summary>
+    /// <summary>
+    /// Deletes the checkpoint and event files a run writes that no state names, and the temp files a killed process of
+    /// this program left; only names this program writes are ever removed (foreign files in the folder are left alone).
+    /// </summary>
     public void Sweep(TrainerState? state)
     {
         int committed = state?.CompletedEpochs ?? 0;
         var keep = new HashSet<string?> { state?.Weights, state?.Optimizer, state?.BestWeights }
             .Where(k => k is not null).Select(k => System.IO.Path.GetFullPath(P(k!))).ToHashSet();
-        var doomed = Directory.Exists(P("checkpoints"))
-            ? Directory.GetFiles(P("checkpoints")).Where(f => !keep.Contains(System.IO.Path.GetFullPath(f))).ToList() : [];
-        doomed.AddRange(Directory.GetFiles(Path, "*.tmp"));
-        if (Directory.Exists(TensorBoardDir))
-        {
-            var events = Enumerable.Range(1, committed).Select(e => EventFile.Name(e)).ToHashSet();
-            doomed.AddRange(Directory.GetFiles(TensorBoardDir, "*.tmp"));
-            doomed.AddRange(Directory.GetFiles(TensorBoardDir, "events.out.tfevents.*").Where(f => !events.Contains(System.IO.Path.GetFileName(f))));
-        }
+        static IEnumerable<string> Matching(string dir, Func<string, bool> ours) =>
+            Directory.Exists(dir) ? Directory.GetFiles(dir).Where(f => ours(System.IO.Path.GetFileName(f))) : [];
+        var doomed = Matching(P("checkpoints"), n => CheckpointTemp.IsMatch(n) || CheckpointName.IsMatch(n) && !keep.Contains(System.IO.Path.GetFullPath(P("checkpoints/" + n)))).ToList();
+        doomed.AddRange(Matching(Path, n => TopTemp.Match(n) is { Success: true } m && OwnFiles.Contains(m.Groups["name"].Value)));
+        var events = Enumerable.Range(1, committed).Select(e => EventFile.Name(e)).ToHashSet();
+        doomed.AddRange(Matching(TensorBoardDir, n => EventTemp.IsMatch(n) || EventName.IsMatch(n) && !events.Contains(n)));
         foreach (var f in doomed.Order(StringComparer.Ordinal))
         {
             FaultPoints.Hit();

@@ -30,6 +30,7 @@ public static partial class Checkpoints
         JsonDocument doc;
         try { doc = JsonDocument.Parse(json); }
         catch (JsonException e) { throw Bad(path, $"its header is not JSON ({e.Message.Split('\n')[0]})"); }
+        var ranges = new List<(long Start, long End, string Name)>();
         using (doc)
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object) throw Bad(path, "its header is not a JSON object");
@@ -49,8 +50,13 @@ public static partial class Checkpoints
                         throw Bad(path, $"tensor '{t.Name}' has an invalid shape");
                 if (!off[0].TryGetInt64(out long a) || !off[1].TryGetInt64(out long b) || a < 0 || b < a || b > data || b - a != count * width)
                     throw Bad(path, $"tensor '{t.Name}' has data_offsets outside the file or not matching its shape");
+                if (b > a) ranges.Add((a, b, t.Name));
             }
         }
+        ranges.Sort((x, y) => x.Start.CompareTo(y.Start));
+        for (int i = 1; i < ranges.Count; i++)
+            if (ranges[i].Start < ranges[i - 1].End)
+                throw Bad(path, $"tensors '{ranges[i - 1].Name}' and '{ranges[i].Name}' share bytes (overlapping data_offsets)");
     }
 
     static Backend.UserError Bad(string path, string why) => new($"{path} is not a readable safetensors checkpoint: {why}");

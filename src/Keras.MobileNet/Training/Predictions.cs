@@ -51,10 +51,20 @@ public static class Predictions
         Precision precision = Precision.Fp32, MemoryFormat memoryFormat = MemoryFormat.Auto)
     {
         using var model = new KerasModel(net, CPU, card.Classes, precision, memoryFormat);
-        using var x = tensor(Preprocess(files, card), [files.Count, 3, card.ImageSize, card.ImageSize]);
-        using var logits = model.Predict(x);
-        return Top(files, logits.data<float>().ToArray(), card, k);
+        return Chunked(files, chunk =>
+        {
+            using var x = tensor(Preprocess(chunk, card), [chunk.Count, 3, card.ImageSize, card.ImageSize]);
+            using var logits = model.Predict(x);
+            return Top(chunk, logits.data<float>().ToArray(), card, k);
+        });
     }
+
+    /// <summary>How many images go through the network at once: memory stays bounded however many files are given.</summary>
+    public const int ChunkSize = 16;
+
+    /// <summary>Runs <paramref name="predict"/> on the files <see cref="ChunkSize"/> at a time, results in order.</summary>
+    public static List<Prediction> Chunked(IReadOnlyList<string> files, Func<IReadOnlyList<string>, List<Prediction>> predict) =>
+        files.Chunk(ChunkSize).SelectMany(c => predict(c)).ToList();
 
     /// <summary>A network's loss, accuracy, top-5 and confusion on ROOT/val, in its card's classes and preprocessing.</summary>
     public static Evaluation Evaluate(ModelCard card, MobileNetV2 net, string root, Device device, int batchSize,

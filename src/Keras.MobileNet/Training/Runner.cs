@@ -34,6 +34,8 @@ public static class Runner
         log ??= console.WriteLine;
         progress ??= ProgressOutput.Console();
         var grid = Grid(o);
+        if (grid is not null && o.Out is null && o.TaskIndex is null && SweepGrid.IndexVariables.FirstOrDefault(v => Environment.GetEnvironmentVariable(v) is not null) is string variable)
+            throw new UserError($"${variable} is set, so this is one task of a sweep, but --out is not: every task would make its own sweep folder; give --out SWEEP_DIR, the folder all tasks share", 2);
         var cells = grid is null ? null
             : grid.TaskIndex(o.TaskIndex, Environment.GetEnvironmentVariable) is int task ? [grid.Cell(task)] : grid.Cells.ToList();
         if (cells is { Count: 1 } && grid!.Count > 1) log(cells[0].ToString());
@@ -48,6 +50,12 @@ public static class Runner
                 bool partial = File.Exists(Path.Combine(c.Folder, RunReader.State));
                 todo.Add((o with { Widths = [c.Width], Seed = c.Seed, Seeds = null, TaskIndex = null, Out = c.Folder, Resume = partial }, c.Width, c.Folder));
             }
+        foreach (var (cellOptions, w, folder) in todo) // before any download, decoding or timing
+        {
+            if (!cellOptions.Resume) { RunFolder.CheckFresh(folder, cellOptions.ReuseOut); continue; }
+            RunFolder.CheckExisting(folder);
+            SingleRun.CheckSameRun(folder, cellOptions, w);
+        }
         var fresh = todo.Where(t => !t.Options.Resume).Select(t => t.Width).ToList();
         var estimates = fresh.Count == 0 ? null : PrintEstimate(o, fresh, device, log, commandWith);
         if (o.EstimateOnly || todo.Count == 0) return results;
@@ -56,20 +64,19 @@ public static class Runner
         foreach (var (cellOptions, w, folder) in todo)
         {
             var result = SingleRun.Train(cellOptions, w, folder, device, data.WithSeed(cellOptions.Seed), progress, log, estimates?.GetValueOrDefault(w));
-            results.Add(result);
-            if (result.Failed) break;
+            results.Add(result); // a failed cell does not stop the others: each is its own run
         }
         return results;
     }
 
     /// <summary>Image counts without decoding anything: a scan of the folders, or Imagenette's published counts before download.</summary>
-    static (int Train, int Val) ImageCounts(TrainOptions o)
+    static (int Train, int Val, int Classes) ImageCounts(TrainOptions o)
     {
         string root = TrainingData.Root(o);
-        if (o.Dataset == DatasetKind.Imagenette && !Directory.Exists(Path.Combine(root, "val"))) return (Imagenette.TrainImages, Imagenette.ValImages);
+        if (o.Dataset == DatasetKind.Imagenette && !Directory.Exists(Path.Combine(root, "val"))) return (Imagenette.TrainImages, Imagenette.ValImages, 10);
         if (!Directory.Exists(root)) throw new UserError($"data folder {root} does not exist");
         var train = ImageFolder.Scan(root, "train");
-        return (train.Samples.Count, ImageFolder.Scan(root, "val", train.Classes).Samples.Count);
+        return (train.Samples.Count, ImageFolder.Scan(root, "val", train.Classes).Samples.Count, train.Classes.Count);
     }
 
     /// <summary>
@@ -79,13 +86,16 @@ public static class Runner
     static Dictionary<double, double> PrintEstimate(TrainOptions o, IReadOnlyList<double> runWidths, Device device, Action<string> log,
         Func<IReadOnlyDictionary<string, string>, string>? commandWith)
     {
-        var (trainImages, valImages) = ImageCounts(o);
+        var (trainImages, valImages, classes) = ImageCounts(o);
         var shape = new RunShape(trainImages, valImages, o.BatchSize, o.Epochs, o.ImageSize);
-        int classes = 10;
-        var costs = runWidths.Distinct().Select(w => Estimate.Probe(MobileNetV2Spec.Build(o.Arch, w, classes, o.Dropout),
-            device, o.BatchSize, o.ImageSize, o.Precision, o.MemoryFormat)).ToList(); // each width timed once, whatever its seeds
+        // The probe times the largest batch the run can form: a --batch-size above the dataset never allocates more.
+        int probeBatch = Math.Max(2, Math.Min(o.BatchSize, trainImages));
+        var costs = runWidths.Distinct().Select(w => Estimate.Probe(MobileNetV2Spec.Build(o.Arch, w, Math.Max(2, classes), o.Dropout),
+            device, probeBatch, o.ImageSize, o.Precision, o.MemoryFormat)).ToList(); // each width timed once, whatever its seeds
         var runs = runWidths.Select(w => costs.First(c => c.Width == w)).ToList();
         foreach (var line in Estimate.Lines(shape, runs, device.ToString())) log(line);
+        if (probeBatch < o.BatchSize)
+            log($"  (timed at batch {probeBatch}: {trainImages} train images are fewer than --batch-size {o.BatchSize}, so no batch is larger)");
         double total = Estimate.WholeSeconds(shape, runs);
         if (device.type == TorchSharp.DeviceType.CPU && Estimate.Shorter(total, 3600, o.ImageSize, o.Epochs) is var (size, epochs))
         {

@@ -15,13 +15,15 @@ public static class SingleRun
     public static RunResult Train(TrainOptions o, double width, string folder, Device device, LoadedData data, ProgressOutput output,
         Action<string> log, double? estimateSeconds = null)
     {
-        using var run = RunFolder.Open(folder, o.TensorBoard); // one run per folder, for the whole run
+        // One run per folder, for the whole run; a fresh start never takes over a folder of other files.
+        using var run = o.Resume ? RunFolder.OpenExisting(folder, o.TensorBoard) : RunFolder.OpenFresh(folder, o.TensorBoard, o.ReuseOut);
         var stored = run.ReadState();
         TrainerState state = TrainerState.Empty;
         if (o.Resume)
         {
             if (stored is null) throw new UserError($"--resume: {folder} holds no run to resume (no trainer_state.json)");
             CheckSameRun(folder, o, width);
+            CheckSameData(folder, data.Record);
             run.Publish(stored); // what a kill between the commit and the derived files left, made whole
             state = stored with { History = stored.History ?? HistoryRow.ReadCsv(Path.Combine(folder, RunReader.History)).Where(r => r.Epoch <= stored.CompletedEpochs).ToList() };
             log($"resuming {folder} after epoch {state.CompletedEpochs}");
@@ -35,7 +37,8 @@ public static class SingleRun
         if (!o.Resume)
         {
             Files.WriteJson(Path.Combine(folder, RunReader.Card), card);
-            Files.WriteJson(Path.Combine(folder, RunReader.Options), o);
+            Files.WriteJson(Path.Combine(folder, RunReader.Options), o with { Data = Path.TrimEndingDirectorySeparator(Path.GetFullPath(o.Data)) });
+            if (data.Record is { } record) Files.WriteJson(Path.Combine(folder, DataRecord.File), record);
         }
         log($"{folder}: MobileNetV2 {Files.Word(o.Arch)} width {width}, {counts.Trainable:N0} trainable params, {counts.Macs:N0} MACs, device {device}");
 
@@ -83,11 +86,18 @@ public static class SingleRun
             Files.WriteJson(Path.Combine(folder, RunReader.Confusion), new ConfusionData(data.ClassNames, ev.ConfusionRows()));
         }
         state = state with { Finished = !failed };
+        if (state.CompletedEpochs == 0)
+        {
+            // Nothing was committed (the first epoch failed): no state, so the next start into this folder begins afresh;
+            // summary.json says why it stopped.
+            log($"{folder}: no epoch was committed ({model.StopReason ?? "stopped in epoch 1"}); nothing of this run is kept, " +
+                "and a new start into this folder, with these or other options, begins afresh");
+            var failedSummary = Summary(o, width, spec, counts, state, rows, device, model, status);
+            Files.WriteJson(Path.Combine(folder, RunReader.Summary), failedSummary); // why it stopped; replaced by the next start
+            return new RunResult(folder, failedSummary, rows);
+        }
         run.WriteState(state);
-        var summary = new RunSummary(o.Arch, width, spec.Classes, o.ImageSize, counts.Trainable, counts.NonTrainable, counts.Macs,
-            double.IsFinite(state.BestValAccuracy) ? state.BestValAccuracy : null, state.BestEpoch,
-            rows.LastOrDefault()?.ValAccuracy, rows.Count, state.TrainSeconds, state.TrainImages / Math.Max(state.TrainSeconds, 1e-9), device.ToString(), o.Seed,
-            model.StopReason, o, status);
+        var summary = Summary(o, width, spec, counts, state, rows, device, model, status);
         Files.WriteJson(Path.Combine(folder, RunReader.Summary), summary);
         if (model.StopReason is not null) log(model.StopReason);
         log($"{folder}: best val_accuracy {(summary.BestValAccuracy is double b ? b.ToString("F4", CultureInfo.InvariantCulture) : "-")}" +
@@ -95,6 +105,13 @@ public static class SingleRun
             Estimate.Describe(wall.Elapsed.TotalSeconds) + (estimateSeconds is double est ? $" (estimated {Estimate.Describe(est)})" : ""));
         return new RunResult(folder, summary, rows);
     }
+
+    static RunSummary Summary(TrainOptions o, double width, NetworkSpec spec, ModelCounts counts, TrainerState state, IReadOnlyList<HistoryRow> rows,
+        Device device, KerasModel model, RunStatus status) =>
+        new(o.Arch, width, spec.Classes, o.ImageSize, counts.Trainable, counts.NonTrainable, counts.Macs,
+            double.IsFinite(state.BestValAccuracy) ? state.BestValAccuracy : null, state.BestEpoch,
+            rows.LastOrDefault()?.ValAccuracy, rows.Count, state.TrainSeconds, state.TrainImages / Math.Max(state.TrainSeconds, 1e-9), device.ToString(), o.Seed,
+            model.StopReason, o, status);
 
     /// <summary>The model card of a run: the preset's dropout unless --dropout says otherwise (the spec is the one place that knows it).</summary>
     public static ModelCard Card(TrainOptions o, double width, string[] classFolders, string[] classNames, TransformConfig transform)
@@ -123,8 +140,18 @@ public static class SingleRun
             ? Schedules.TwoPhaseCosine(o.Lr, o.PhaseTwoLr, o.FloorLr, ue, o.Epochs)
             : Schedules.CosineAnnealing(o.Lr, o.FloorLr, o.Epochs));
 
+    /// <summary>The data found now against the run's data.json (runs from before it was written are not compared).</summary>
+    static void CheckSameData(string folder, DataRecord? now)
+    {
+        string path = Path.Combine(folder, DataRecord.File);
+        if (now is null || !File.Exists(path)) return;
+        var stored = Files.ReadJson<DataRecord>(path, d => d.Root is null || d.Classes is null ? "root and classes are needed" : null);
+        if (stored.Difference(now) is string why)
+            throw new UserError($"--resume: {folder} {why}; resume with the run's data or train into another --out");
+    }
+
     /// <summary>The options that define a run: a resume with any of them changed would not continue the same run.</summary>
-    static void CheckSameRun(string folder, TrainOptions o, double width)
+    public static void CheckSameRun(string folder, TrainOptions o, double width)
     {
         string path = Path.Combine(folder, RunReader.Options);
         if (!File.Exists(path)) throw new UserError($"--resume: {path} is missing, so the run cannot be checked");
@@ -137,7 +164,8 @@ public static class SingleRun
         {
             ("--arch", s.Arch, o.Arch), ("--width", s.Widths.FirstOrDefault(), width),
             ("--dataset", s.Dataset, o.Dataset), ("--size", s.Dataset == DatasetKind.Imagenette ? s.Size : null, o.Dataset == DatasetKind.Imagenette ? o.Size : null),
-            ("--data", Path.GetFullPath(s.Data), Path.GetFullPath(o.Data)), ("--image-size", s.ImageSize, o.ImageSize),
+            ("--data", Path.TrimEndingDirectorySeparator(Path.GetFullPath(s.Data)), Path.TrimEndingDirectorySeparator(Path.GetFullPath(o.Data))),
+            ("--precision", s.Precision, o.Precision), ("--image-size", s.ImageSize, o.ImageSize),
             ("--epochs", s.Epochs, o.Epochs), ("--batch-size", s.BatchSize, o.BatchSize), ("--lr", s.Lr, o.Lr), ("--min-lr", s.MinLr, o.MinLr),
             ("--weight-decay", s.WeightDecay, o.WeightDecay), ("--label-smoothing", s.LabelSmoothing, o.LabelSmoothing),
             ("--schedule", s.Schedule, o.Schedule), ("--warmup-epochs", s.WarmupEpochs, o.WarmupEpochs), ("--seed", s.Seed, o.Seed),

@@ -22,6 +22,46 @@ public static class SweepScripts
 
     static string Line(IEnumerable<string> words) => string.Join(' ', words.Select(Quote));
 
+    /// <summary>
+    /// Checks every value that lands in a scheduler's file: no control characters anywhere (a newline would end the
+    /// #SBATCH block or start a shell line), names from a plain alphabet, and Slurm's own formats for --time and --mem.
+    /// The first problem is an ArgumentException naming the option.
+    /// </summary>
+    public static void Validate(SchedulerOptions s, IEnumerable<(string Option, string? Value)> more)
+    {
+        var values = new (string Option, string? Value)[]
+        {
+            ("--job-name", s.Name), ("--partition", s.Partition), ("--time", s.Time), ("--mem", s.Memory), ("--account", s.Account),
+            ("--image", s.Image), ("--volume-claim", s.VolumeClaim), ("--mount", s.MountPath), ("--namespace", s.Namespace),
+        }.Concat(more);
+        foreach (var (option, value) in values)
+            if (value is not null && value.Any(char.IsControl))
+                throw new ArgumentException($"{option} holds a control character (a newline or tab, say); it would break the scheduler's files");
+        static void Plain(string option, string? v, string pattern, string what)
+        {
+            if (v is not null && !System.Text.RegularExpressions.Regex.IsMatch(v, pattern))
+                throw new ArgumentException($"{option} must be {what}, not '{v}'");
+        }
+        Plain("--job-name", s.Name, @"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", "letters, digits, '.', '_' or '-' (at most 64)");
+        Plain("--partition", s.Partition, @"^[A-Za-z0-9._-]+(,[A-Za-z0-9._-]+)*$", "a partition name (or several, comma-separated)");
+        Plain("--namespace", s.Namespace, "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "a DNS label (a-z, 0-9, -)");
+        Plain("--account", s.Account, @"^[A-Za-z0-9._-]+$", "an account name");
+        // Slurm's time formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S.
+        Plain("--time", s.Time, @"^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d{1,2}|\d+-\d{1,2}:\d{1,2}|\d+-\d{1,2}:\d{1,2}:\d{1,2})$",
+            "a Slurm time (minutes, H:MM:SS or D-HH:MM:SS)");
+        Plain("--mem", s.Memory, @"^\d+([KMGT]i?|[kmgt])?[Bb]?$", "a size such as 32G, 32Gi or 4096M");
+        if (s.GpusPerTask is int g && g < 0) throw new ArgumentException($"--gpus-per-task must be >= 0, not {g}");
+        if (s.CpusPerTask is int c && c < 1) throw new ArgumentException($"--cpus-per-task must be at least 1, not {c}");
+    }
+
+    /// <summary>A value for an #SBATCH line: plain, or in double quotes (Slurm reads those); a double quote cannot be written there.</summary>
+    static string Directive(string option, string value)
+    {
+        if (value.Contains('"') || value.Any(char.IsControl))
+            throw new ArgumentException($"{option} '{value}' cannot be written in an #SBATCH line (a double quote or control character)");
+        return value.All(c => char.IsAsciiLetterOrDigit(c) || "-_./=:,+@%".Contains(c)) ? value : $"\"{value}\"";
+    }
+
     /// <summary>train.sbatch, merge.sbatch and submit.sh (the array job, then the merge after every task succeeded).</summary>
     public static IReadOnlyDictionary<string, string> Slurm(SweepGrid grid, IReadOnlyList<string> command, IReadOnlyList<string> trainArgs,
         IReadOnlyList<string> mergeArgs, string workDir, string logDir, SchedulerOptions s)
@@ -31,8 +71,8 @@ public static class SweepScripts
             var h = new StringBuilder("#!/bin/bash\n");
             void Add(string option) => h.Append("#SBATCH ").Append(option).Append('\n');
             Add($"--job-name={name}");
-            Add($"--chdir={workDir}");
-            Add($"--output={Path.Combine(logDir, output)}");
+            Add($"--chdir={Directive("the working folder", workDir)}");
+            Add($"--output={Directive("--out", Path.Combine(logDir, output))}");
             if (s.Partition is string p) Add($"--partition={p}");
             if (s.Account is string a) Add($"--account={a}");
             if (s.Time is string t) Add($"--time={t}");
@@ -60,7 +100,7 @@ public static class SweepScripts
             "cd \"$(dirname \"$0\")\"\n" +
             "train=$(sbatch --parsable train.sbatch); train=${train%%;*}\n" +
             "merge=$(sbatch --parsable --dependency=afterok:$train --kill-on-invalid-dep=yes merge.sbatch); merge=${merge%%;*}\n" +
-            $"echo \"array job $train ({grid.Count} tasks), merge job $merge; logs in {logDir}\"\n";
+            $"echo \"array job $train ({grid.Count} tasks), merge job $merge; logs in \"{Quote(logDir)}\n";
         return new Dictionary<string, string> { ["train.sbatch"] = train, ["merge.sbatch"] = merge, ["submit.sh"] = submit };
     }
 

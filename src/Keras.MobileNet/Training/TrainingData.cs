@@ -1,3 +1,4 @@
+using Keras.MobileNet.Runs;
 using Keras.MobileNet.Backend;
 using Keras.MobileNet.Config;
 using Keras.MobileNet.Data;
@@ -7,7 +8,7 @@ namespace Keras.MobileNet.Training;
 
 /// <summary>The data of a run, and the weights file it starts from (whose preprocessing the transforms use).</summary>
 public sealed record LoadedData(DataLoader Train, DataLoader Val, string[] ClassFolders, string[] ClassNames, TransformConfig Transform,
-    BadImageLog BadImages, string? WeightsFile = null)
+    BadImageLog BadImages, string? WeightsFile = null, DataRecord? Record = null)
 {
     /// <summary>The same images, served in the order and with the augmentation of another seed.</summary>
     public LoadedData WithSeed(long seed) => this with { Train = Train.WithSeed(seed), Val = Val.WithSeed(seed) };
@@ -69,8 +70,8 @@ public static class TrainingData
         if (dropLast) log($"note: {trainDs.Count} train images in batches of {o.BatchSize} leave a last batch of one image, which BatchNorm cannot " +
                           "train on; each epoch drops it (a different image each epoch, as the order is shuffled)");
         return new LoadedData(
-            new DataLoader(trainDs, o.BatchSize, shuffle: true, o.Seed, o.Workers, device, dropLast: dropLast),
+            new DataLoader(trainDs, o.BatchSize, shuffle: true, o.Seed, o.Workers, device, dropLast: dropLast, minBatch: o.BatchSize > 1 ? 2 : 1),
             val,
-            [.. train.Classes], names, cfg, bad, weightsFile);
+            [.. train.Classes], names, cfg, bad, weightsFile, DataRecord.Of(train, valSplit));
     }
 }

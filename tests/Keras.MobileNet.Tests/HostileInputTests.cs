@@ -1,0 +1,273 @@
+using System.Diagnostics;
+
+namespace Keras.MobileNet.Tests;
+
+/// <summary>Odd or hostile inputs of the latest review (issue 22, items 5 to 17): each a clear result, never a poisoned folder or a hang.</summary>
+[Category("Slow")]
+public sealed class HostileInputTests
+{
+    string work = "";
+    string Data => Path.Combine(work, "data");
+    string Run => Path.Combine(work, "run");
+
+    /// <summary>A small run's words; an option in <paramref name="more"/> replaces the default's value.</summary>
+    string[] Train(string outDir, params string[] more)
+    {
+        var args = new List<string> { "--dataset", "folder", "--data", Data, "--image-size", "32", "--epochs", "2", "--batch-size", "8",
+            "--width", "0.25", "--arch", "notebook", "--workers", "1", "--out", outDir };
+        for (int i = 0; i < more.Length; i++)
+        {
+            int at = args.IndexOf(more[i]);
+            if (at >= 0 && i + 1 < more.Length && !more[i + 1].StartsWith("--")) args[at + 1] = more[++i];
+            else args.Add(more[i]);
+        }
+        return [.. args];
+    }
+
+    [OneTimeSetUp]
+    public void MakeRun()
+    {
+        work = Directory.CreateTempSubdirectory("km-hostile-").FullName;
+        Synthetic.ShapesFolder(Data, classes: 3, trainPerClass: 10, valPerClass: 4, size: 32);
+        var r = Cli.Run(work, Train(Run));
+        Assert.That(r.ExitCode, Is.Zero, r.Out + r.Err);
+    }
+
+    [OneTimeTearDown] public void Remove() => Directory.Delete(work, true);
+
+    static void Make(string file, params string[] args)
+    {
+        using var p = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardError = true })!;
+        p.WaitForExit();
+        Assert.That(p.ExitCode, Is.Zero, p.StandardError.ReadToEnd());
+    }
+
+    [Test]
+    public void A_nan_first_epoch_leaves_a_folder_that_a_new_start_takes_over()
+    {
+        string r = Path.Combine(work, "nan");
+        var bad = Cli.Run(work, Train(r, "--lr", "1e308"));
+        Assert.That(bad.ExitCode, Is.EqualTo(1), bad.Out + bad.Err);
+        Assert.That(bad.Out, Does.Contain("no epoch was committed").And.Contain("begins afresh"));
+        Assert.That(File.Exists(Path.Combine(r, RunReader.State)), Is.False, "no state with zero epochs");
+        var good = Cli.Run(work, Train(r));
+        Assert.That(good.ExitCode, Is.Zero, good.Out + good.Err);
+        Assert.That(RunReader.Completed(r), Is.Not.Null);
+    }
+
+    [Test]
+    public void A_failed_cell_does_not_stop_the_sweep_and_merge_names_the_cells_left()
+    {
+        string s = Path.Combine(work, "nan-sweep");
+        var bad = Cli.Run(work, Train(s, "--lr", "1e308", "--width", "0.25,0.35"));
+        Assert.That(bad.ExitCode, Is.EqualTo(1), bad.Out + bad.Err);
+        foreach (var cell in new[] { "notebook-w0.25-s0", "notebook-w0.35-s0" })
+            Assert.That(bad.Out, Does.Contain($"{Path.Combine(s, cell)}: no epoch was committed"), "every cell was tried");
+        var merge = Cli.Run(work, "sweep", "merge", "--arch", "notebook", "--width", "0.25,0.35", "--out", s);
+        Assert.That(merge.ExitCode, Is.EqualTo(1), merge.Out + merge.Err);
+        Assert.That(merge.Err, Does.StartWith($"error: 2 of 2 cells are not complete, first {Path.Combine(s, "notebook-w0.25-s0")} "));
+    }
+
+    [Test]
+    public void Streaming_batches_cut_to_one_image_by_unreadable_files_are_left_out()
+    {
+        string data = Path.Combine(work, "cut");
+        Synthetic.ShapesFolder(data, classes: 2, trainPerClass: 12, valPerClass: 3, size: 64);
+        // PNGs cut after their header: the scan accepts them, the decode in the batch fails.
+        foreach (var c in Directory.GetDirectories(Path.Combine(data, "train")))
+            foreach (var f in Directory.GetFiles(c).Order().Skip(2))
+                File.WriteAllBytes(f, File.ReadAllBytes(f)[..100]);
+        var r = Cli.Run(work, ["--dataset", "folder", "--data", data, "--image-size", "32", "--epochs", "2", "--batch-size", "4", "--width", "0.25",
+            "--arch", "notebook", "--workers", "1", "--in-memory", "false", "--out", Path.Combine(work, "cut-run")]);
+        Assert.That(r.ExitCode, Is.Zero, r.Out + r.Err);
+        Assert.That(r.Out + r.Err, Does.Not.Contain("NaN"));
+    }
+
+    [Test]
+    public void Predict_reads_only_regular_files()
+    {
+        string zero = Path.Combine(work, "z.png"), fifo = Path.Combine(work, "f.png");
+        if (!File.Exists(zero)) File.CreateSymbolicLink(zero, "/dev/zero");
+        if (!File.Exists(fifo)) Make("mkfifo", fifo);
+        foreach (var f in new[] { zero, fifo })
+        {
+            var r = Cli.Run(work, "predict", "--checkpoint", Run, f);
+            Assert.That((r.ExitCode, r.Err.Trim()), Is.EqualTo((1, $"error: {f} is not a readable image (not a regular file (a device, FIFO or socket); only regular files are read)")));
+        }
+    }
+
+    [Test]
+    public void A_fifo_in_an_image_folder_is_skipped_in_memory_and_streaming()
+    {
+        string data = Path.Combine(work, "with-fifo");
+        Synthetic.ShapesFolder(data, classes: 2, trainPerClass: 4, valPerClass: 2, size: 32);
+        string fifo = Path.Combine(data, "train", Path.GetFileName(Directory.GetDirectories(Path.Combine(data, "train"))[0]), "x.png");
+        Make("mkfifo", fifo);
+        foreach (var inMemory in new[] { "true", "false" })
+        {
+            var r = Cli.Run(work, ["--dataset", "folder", "--data", data, "--image-size", "32", "--epochs", "1", "--batch-size", "4", "--width", "0.25",
+                "--arch", "notebook", "--workers", "1", "--in-memory", inMemory, "--out", Path.Combine(work, $"fifo-{inMemory}")]);
+            Assert.That(r.ExitCode, Is.Zero, r.Out + r.Err);
+            Assert.That(r.Out + r.Err, Does.Contain($"warning: skipped {fifo}: not a regular file"));
+        }
+    }
+
+    [Test]
+    public void The_estimate_probes_no_larger_batch_than_the_dataset_can_form()
+    {
+        var r = Cli.Run(work, Train(Path.Combine(work, "big-batch"), "--estimate-only", "--batch-size", "3000"));
+        Assert.That(r.ExitCode, Is.Zero, r.Out + r.Err);
+        Assert.That(r.Out, Does.Contain("(timed at batch 30: 30 train images are fewer than --batch-size 3000, so no batch is larger)"));
+    }
+    /// <summary>A finished copy of a small run on its own copy of the data, in a folder under work.</summary>
+    (string Folder, string Data) OwnRun(string name)
+    {
+        string home = Path.Combine(work, name), data = Path.Combine(home, "data"), run = Path.Combine(home, "run");
+        Synthetic.ShapesFolder(data, classes: 3, trainPerClass: 6, valPerClass: 2, size: 32);
+        var r = Cli.Run(home, ["--dataset", "folder", "--data", "data", "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--width", "0.25",
+            "--arch", "notebook", "--workers", "1", "--out", run]);
+        Assert.That(r.ExitCode, Is.Zero, r.Out + r.Err);
+        return (run, data);
+    }
+
+    static string[] Resume(string run, string data, params string[] more) =>
+        ["--dataset", "folder", "--data", data, "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--width", "0.25",
+         "--arch", "notebook", "--workers", "1", "--out", run, "--resume", .. more];
+
+    [Test]
+    public void Resume_compares_the_data_the_run_used_not_the_option_string()
+    {
+        var (run, data) = OwnRun("same-data");
+        string home = Path.GetDirectoryName(run)!;
+        // The same folder in other words: accepted.
+        foreach (var words in new[] { "data", "./data/", data })
+        {
+            var same = Cli.Run(home, Resume(run, words));
+            Assert.That(same.ExitCode, Is.Zero, $"{words}: {same.Out}{same.Err}");
+        }
+        // The same relative words from another directory name other images: refused, naming --data.
+        string elsewhere = Path.Combine(home, "elsewhere");
+        Synthetic.ShapesFolder(Path.Combine(elsewhere, "data"), classes: 3, trainPerClass: 6, valPerClass: 2, size: 32, seed: 9);
+        var other = Cli.Run(elsewhere, Resume(run, "data"));
+        Assert.That((other.ExitCode, other.Err.Trim()), Is.EqualTo((1, $"error: --resume: {run} was trained with --data {data}, not {Path.Combine(elsewhere, "data")}; " +
+            "resume with the same options or train into another --out")));
+        // Another precision is another run.
+        var bf16 = Cli.Run(home, Resume(run, "data", "--precision", "bf16"));
+        Assert.That(bf16.Err.Trim(), Does.Contain("was trained with --precision fp32, not bf16"));
+    }
+
+    [Test]
+    public void Resume_refuses_renamed_classes_changed_images_and_a_missing_model_card()
+    {
+        var (run, data) = OwnRun("changed-data");
+        string home = Path.GetDirectoryName(run)!;
+        string circle = Path.Combine(data, "train", "circle"), val = Path.Combine(data, "val", "circle");
+        Directory.Move(circle, Path.Combine(data, "train", "zcircle"));
+        Directory.Move(val, Path.Combine(data, "val", "zcircle"));
+        var renamed = Cli.Run(home, Resume(run, "data"));
+        Assert.That(renamed.ExitCode, Is.EqualTo(1));
+        Assert.That(renamed.Err, Does.Contain("was trained on the classes circle, square, triangle;").And.Contain("shifts the labels"));
+        Directory.Move(Path.Combine(data, "train", "zcircle"), circle);
+        Directory.Move(Path.Combine(data, "val", "zcircle"), val);
+        string one = Directory.GetFiles(circle).Order().First();
+        File.Move(one, one + ".moved.png");
+        var changed = Cli.Run(home, Resume(run, "data"));
+        Assert.That(changed.Err, Does.Contain("was trained on other images"));
+        File.Move(one + ".moved.png", one);
+        Assert.That(Cli.Run(home, Resume(run, "data")).ExitCode, Is.Zero, "the data as it was: accepted");
+        File.Delete(Path.Combine(run, RunReader.Card));
+        var noCard = Cli.Run(home, Resume(run, "data"));
+        Assert.That((noCard.ExitCode, noCard.Err.Trim()), Is.EqualTo((1, $"error: --resume: {Path.Combine(run, RunReader.Card)} is missing: it says how to rebuild the run's network; restore it or train into another --out")));
+    }
+    public static IEnumerable<TestCaseData> Unchecked()
+    {
+        TestCaseData Case(string name, string message, params string[] args) => new TestCaseData(args, message).SetName(name);
+        yield return Case("Early_stopping_negative", "--early-stopping must be 0 (off) or a number of epochs, not -1", "--early-stopping", "-1", "--estimate-only");
+        yield return Case("Batch_size_int_max", "--batch-size must be 1 to 65536, not 2147483647", "--batch-size", "2147483647", "--estimate-only");
+        yield return Case("Opset_99", "--opset must be 11 to 21", "export", "--checkpoint", "nowhere", "--onnx", "x.onnx", "--opset", "99");
+        yield return Case("Merge_width_twice", "--width lists a width twice", "sweep", "merge", "--width", "0.35,0.35", "--out", "s");
+        yield return Case("Merge_seed_twice", "--seeds lists a seed twice", "sweep", "merge", "--width", "0.35", "--seeds", "0,0", "--out", "s");
+        yield return Case("Plot_a_run_twice", "is given twice: each run counts once in a comparison", "plot", "run", "./run/");
+    }
+
+    [TestCaseSource(nameof(Unchecked))]
+    public void Values_that_were_unchecked_are_one_usage_line(string[] args, string message)
+    {
+        var r = Cli.Run(work, args);
+        Assert.That(r.ExitCode, Is.EqualTo(2), r.Out + r.Err);
+        Assert.That(r.Err.Trim(), Does.StartWith("error: ").And.Contain(message));
+        Assert.That(r.Err.Trim().Split('\n'), Has.Length.EqualTo(1));
+    }
+
+    [Test]
+    public void A_task_index_from_slurm_without_out_is_refused()
+    {
+        var psi = Cli.Start(work, Train("unused", "--width", "0.25,0.35").Where(a => a is not ("--out" or "unused")).ToArray());
+        psi.Environment["SLURM_ARRAY_TASK_ID"] = "1";
+        using var p = Process.Start(psi)!;
+        string err = p.StandardError.ReadToEnd();
+        p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        Assert.That((p.ExitCode, err.Trim()), Is.EqualTo((2, "error: $SLURM_ARRAY_TASK_ID is set, so this is one task of a sweep, but --out is not: every task would make " +
+            "its own sweep folder; give --out SWEEP_DIR, the folder all tasks share")));
+        Assert.That(Directory.Exists(Path.Combine(work, "reports")), Is.False);
+    }
+
+    /// <summary>A copy of the run's best weights and card, with one tensor changed by <paramref name="spoil"/>.</summary>
+    string Spoiled(string name, Func<Dictionary<string, Tensor>, Dictionary<string, Tensor>> spoil)
+    {
+        string folder = Path.Combine(work, name);
+        Directory.CreateDirectory(folder);
+        File.Copy(Path.Combine(Run, RunReader.Card), Path.Combine(folder, RunReader.Card), true);
+        var sd = TorchSharp.PyBridge.Safetensors.LoadStateDict(Path.Combine(Run, RunReader.Best));
+        string file = Path.Combine(folder, "w.safetensors");
+        TorchSharp.PyBridge.Safetensors.SaveStateDict(file, spoil(sd));
+        return file;
+    }
+
+    [Test]
+    public void Non_finite_or_mistyped_weights_and_cards_are_refused_naming_the_tensor_or_field()
+    {
+        string image = Directory.GetFiles(Path.Combine(Data, "val"), "*.png", SearchOption.AllDirectories).Order().First();
+        const string key = "features.1.conv.0.0.weight";
+        var nan = Spoiled("nan-weights", sd => { sd[key] = sd[key].clone().fill_(double.NaN); return sd; });
+        var r = Cli.Run(work, "predict", "--checkpoint", nan, image);
+        Assert.That((r.ExitCode, r.Err.Trim()), Is.EqualTo((1, $"error: {nan}: tensor '{key}' holds NaN or infinite values")));
+        var u8 = Spoiled("u8-weights", sd => { sd[key] = sd[key].to(ScalarType.Byte); return sd; });
+        r = Cli.Run(work, "predict", "--checkpoint", u8, image);
+        Assert.That((r.ExitCode, r.Err.Trim()), Is.EqualTo((1, $"error: {u8}: tensor '{key}' is Byte, not floating point")));
+        // Two tensors over the same bytes: refused from the header.
+        var overlap = Path.Combine(work, "overlap.safetensors");
+        var header = System.Text.Encoding.UTF8.GetBytes("""{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}""");
+        File.WriteAllBytes(overlap, [.. BitConverter.GetBytes((ulong)header.Length), .. header, .. new byte[12]]);
+        Assert.That(() => Checkpoints.CheckSafetensors(overlap), Throws.InstanceOf<UserError>().With.Message.EqualTo(
+            $"{overlap} is not a readable safetensors checkpoint: tensors 'a' and 'b' share bytes (overlapping data_offsets)"));
+        // A model card whose mean is NaN, and one whose image size would need gigabytes.
+        string card = Path.Combine(Path.GetDirectoryName(nan)!, RunReader.Card);
+        string text = File.ReadAllText(Path.Combine(Run, RunReader.Card));
+        File.WriteAllText(card, System.Text.RegularExpressions.Regex.Replace(text, "\"mean\": \\[[^\\]]*\\]", "\"mean\": [\"NaN\", 0.5, 0.5]"));
+        string good = Path.Combine(Path.GetDirectoryName(nan)!, "good.safetensors");
+        File.Copy(Path.Combine(Run, RunReader.Best), good, true);
+        r = Cli.Run(work, "predict", "--checkpoint", good, image);
+        Assert.That(r.Err.Trim(), Does.EndWith("mean and std must be finite numbers"));
+        File.WriteAllText(card, System.Text.RegularExpressions.Regex.Replace(text, "\"image_size\": \\d+", "\"image_size\": 9000"));
+        r = Cli.Run(work, "predict", "--checkpoint", good, image);
+        Assert.That(r.Err.Trim(), Does.EndWith("image_size is 9000, not 32 to 2048"));
+    }
+
+    [Test]
+    public void An_onnx_file_that_is_not_the_card_s_classifier_is_refused()
+    {
+        string onnx = Path.Combine(work, "m.onnx"), bad = Path.Combine(work, "identity.onnx");
+        Assert.That(Cli.Run(work, "export", "--checkpoint", Run, "--onnx", onnx).ExitCode, Is.Zero);
+        var model = Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(onnx));
+        model.Graph.Output.Clear();
+        model.Graph.Output.Add(model.Graph.Input[0].Clone()); // the output is the input: "probabilities" of pixels
+        model.Graph.Node.Clear();
+        model.Graph.Initializer.Clear();
+        File.WriteAllBytes(bad, Google.Protobuf.MessageExtensions.ToByteArray(model));
+        string image = Directory.GetFiles(Path.Combine(Data, "val"), "*.png", SearchOption.AllDirectories).Order().First();
+        var r = Cli.Run(work, "predict", "--onnx", bad, image);
+        Assert.That((r.ExitCode, r.Err.Trim()), Is.EqualTo((1, $"error: {bad} is not a classifier of its model card: it has no output 'logits'")));
+    }
+}
