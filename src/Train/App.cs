@@ -75,7 +75,14 @@ public static class App
         catch (Exception e) when (Unwrap(e) is var inner && inner is not OutOfMemoryException)
         {
             int code = inner switch { UserError u => u.ExitCode, ArgumentException => 2, _ => 1 };
-            string line = $"error: {inner.Message.Split('\n')[0].Trim()}";
+            string line = $"error: {Printable(inner.Message.Split('\n')[0].Trim(), 400)}";
+            // The machine's refusals are the user's to fix, not bugs: a full disk, a read-only or forbidden path.
+            if (inner is IOException { HResult: var h } io && (h == 28 || h == 30 || io.Message.Contains("No space left", StringComparison.Ordinal)
+                    || io.Message.Contains("Read-only file system", StringComparison.Ordinal)) || inner is UnauthorizedAccessException)
+            {
+                Console.Error.WriteLine(line);
+                return 1;
+            }
             if (inner is not (UserError or ArgumentException))
             {
                 // Not the user's input: a bug or a native failure. The whole story goes to a file, still one line here.
@@ -92,6 +99,21 @@ public static class App
             if (verbose) Console.Error.WriteLine(inner);
             return code;
         }
+    }
+
+    /// <summary>
+    /// Text that came from files or folder names, safe for a terminal: control characters (an escape sequence in a class
+    /// folder's name, raw bytes of a damaged file) shown as \xNN, and at most 400 characters.
+    /// </summary>
+    public static string Printable(string text, int max = int.MaxValue)
+    {
+        var sb = new System.Text.StringBuilder(Math.Min(text.Length, 400));
+        foreach (char c in text)
+        {
+            if (sb.Length >= max) { sb.Append("..."); break; }
+            if (char.IsControl(c) || c == '\uFFFD') sb.Append($"\\x{(int)c:X2}"); else sb.Append(c);
+        }
+        return sb.ToString();
     }
 
     static Exception Unwrap(Exception e) =>

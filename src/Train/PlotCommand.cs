@@ -20,8 +20,9 @@ public static class PlotCommand
         cmd.SetAction(p => App.Guard(p, () =>
         {
             var clock = Stopwatch.StartNew();
-            if (p.GetValue(width) < 200 || p.GetValue(height) < 150 || !(p.GetValue(scale) is > 0 and <= 8))
-                throw new ArgumentException("--width-px >= 200, --height-px >= 150 and 0 < --scale <= 8");
+            if (p.GetValue(width) is < 200 or > 8000 || p.GetValue(height) is < 150 or > 8000 || !(p.GetValue(scale) is > 0 and <= 8)
+                || (double)p.GetValue(width) * p.GetValue(height) * p.GetValue(scale) * p.GetValue(scale) > 64e6)
+                throw new ArgumentException("--width-px 200 to 8000, --height-px 150 to 8000, 0 < --scale <= 8, and at most 64 megapixels in all");
             var folders = Expand(p.GetValue(runs)!);
             if (folders.GroupBy(f => Path.TrimEndingDirectorySeparator(Path.GetFullPath(f))).FirstOrDefault(g => g.Count() > 1) is { } twice)
                 throw new ArgumentException($"{twice.First()} is given twice: each run counts once in a comparison");

@@ -51,7 +51,7 @@ public static class PredictCommand
                 }), Files.Json));
             else
                 foreach (var r in results)
-                    Console.WriteLine($"{r.Image}: " + string.Join(", ", r.Top.Select(t => $"{t.Class} {t.Probability:P1}")));
+                    Console.WriteLine(App.Printable($"{r.Image}: " + string.Join(", ", r.Top.Select(t => $"{t.Class} {t.Probability:P1}"))));
             return 0;
         }));
         return cmd;

@@ -72,7 +72,7 @@ public static class TrainCommand
         {
             var opts = read(p);
             var args = p.Tokens.Select(t => t.Value).ToArray();
-            var results = Runner.TrainAll(opts, App.Console2, Console.WriteLine, // plain lines: a suggested command must copy whole
+            var results = Runner.TrainAll(opts, App.Console2, line => Console.WriteLine(App.Printable(line)), // plain lines: a suggested command must copy whole
                 commandWith: set => Words.CommandWith(args, set));
             if (opts.EstimateOnly) return 0;
             // The run is complete and saved; a figure that cannot be drawn is reported, not a failed training.

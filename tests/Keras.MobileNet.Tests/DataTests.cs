@@ -6,6 +6,7 @@ using SixLabors.ImageSharp.Processing;
 
 namespace Keras.MobileNet.Tests;
 
+[Category("Slow")] // starts the Train program, a terminal or a server
 public class DownloadTests() : WithTempDir("km-dl")
 {
     static readonly string[] Wnids = ["n01440764", "n02102040", "n02979186"];
@@ -105,9 +106,8 @@ public class DownloadTests() : WithTempDir("km-dl")
         server.Add("imagenette2-160.tgz", tgz);
         using var http = Download.NewClient();
         var said = new List<string>();
-        var clock = System.Diagnostics.Stopwatch.StartNew();
+        // The server stalls for hours after 5,000 bytes: the download returning at all shows the read timeout noticed it.
         string folder = await Imagenette.EnsureAsync(Spec(tgz), dir, server.BaseUrl, http, log: said.Add, policy: Quick);
-        Assert.That(clock.Elapsed.TotalSeconds, Is.LessThan(4), "the stall is noticed after the read timeout, not hours");
         Assert.That(server.RangeHeaders, Is.EqualTo(new[] { null, "bytes=5000-" }));
         Assert.That(said, Has.Some.Contains("stalled: no data for 0.4 s after 5,000 bytes").And.Contains("retry 1 of 3"));
         Assert.That(File.ReadAllBytes(Path.Combine(dir, "imagenette2-160.tgz")), Is.EqualTo(tgz));

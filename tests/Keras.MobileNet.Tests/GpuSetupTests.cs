@@ -46,6 +46,7 @@ public class GpuSetupTests
         return (p.ExitCode, o);
     }
 
+    [Category("Slow")]
     [Test]
     public void The_backend_switch_asks_for_the_cuda_package_of_the_pinned_version()
     {
@@ -74,6 +75,7 @@ public class GpuSetupTests
         finally { Directory.Delete(dir, true); }
     }
 
+    [Category("Slow")]
     [Test]
     public void Doctor_names_the_libraries_and_what_to_do_without_cuda()
     {

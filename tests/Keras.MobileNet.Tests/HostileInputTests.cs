@@ -270,4 +270,80 @@ public sealed class HostileInputTests
         var r = Cli.Run(work, "predict", "--onnx", bad, image);
         Assert.That((r.ExitCode, r.Err.Trim()), Is.EqualTo((1, $"error: {bad} is not a classifier of its model card: it has no output 'logits'")));
     }
+    /// <summary>Runs the Train program in a private mount namespace after <paramref name="mount"/> (shell words), as root.</summary>
+    static Cli.Result InMountNamespace(string workDir, string mount, params string[] args)
+    {
+        if (Environment.UserName != "root") Assert.Ignore("needs root for a mount namespace (CI runs as root)");
+        string command = $"{mount} && exec dotnet {SweepScripts.Quote(Cli.TrainDll)} {string.Join(' ', args.Select(SweepScripts.Quote))}";
+        var psi = new ProcessStartInfo("unshare", ["-m", "sh", "-c", command]) { WorkingDirectory = workDir, RedirectStandardOutput = true, RedirectStandardError = true };
+        using var p = Process.Start(psi)!;
+        var err = p.StandardError.ReadToEndAsync();
+        string output = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return new Cli.Result(p.ExitCode, output, err.Result);
+    }
+
+    [Test]
+    public void A_read_only_run_folder_and_a_full_disk_are_one_line_not_an_internal_error()
+    {
+        string q = SweepScripts.Quote(Run);
+        var ro = InMountNamespace(work, $"mount --bind {q} {q} && mount -o remount,ro,bind {q}", Train(Run, "--resume"));
+        Assert.That(ro.ExitCode, Is.EqualTo(1), ro.Out + ro.Err);
+        Assert.That(ro.Err.Trim(), Does.StartWith($"error: {Run} is not writable here").And.Not.Contain("in use"));
+        string small = Path.Combine(work, "small-disk");
+        Directory.CreateDirectory(small);
+        var full = InMountNamespace(work, $"mount -t tmpfs -o size=200k tmpfs {SweepScripts.Quote(small)}", Train(Path.Combine(small, "run")));
+        Assert.That(full.ExitCode, Is.EqualTo(1), full.Out + full.Err);
+        Assert.That(full.Err.Trim(), Does.Contain("No space left on device").And.Not.Contain("internal error"));
+        Assert.That(full.Err.Trim().Split('\n'), Has.Length.EqualTo(1));
+    }
+
+    [Test]
+    public void Escape_sequences_in_class_names_never_reach_the_terminal_and_a_file_url_is_refused()
+    {
+        string data = Path.Combine(work, "escapes");
+        Synthetic.ShapesFolder(data, classes: 2, trainPerClass: 4, valPerClass: 2, size: 32);
+        foreach (var split in new[] { "train", "val" })
+            Directory.Move(Path.Combine(data, split, "circle"), Path.Combine(data, split, "circle\u001b[2J\u001b]0;pwned\u0007"));
+        var r = Cli.Run(work, ["--dataset", "folder", "--data", data, "--image-size", "32", "--epochs", "1", "--batch-size", "4", "--width", "0.25",
+            "--arch", "notebook", "--workers", "1", "--out", Path.Combine(work, "escapes-run")]);
+        Assert.That(r.ExitCode, Is.Zero, r.Out + r.Err);
+        Assert.That(r.Out + r.Err, Does.Not.Contain("\u001b").And.Not.Contain("\u0007"));
+        Assert.That(r.Out, Does.Contain("circle\\x1B[2J"));
+        var url = Cli.Run(work, Train(Path.Combine(work, "url"), "--base-url", "file:///etc/", "--dataset", "imagenette"));
+        Assert.That((url.ExitCode, url.Err.Trim()), Is.EqualTo((2, "error: --base-url must be an http:// or https:// address, not 'file:///etc/'")));
+    }
+
+    [Test]
+    public void Figure_temp_files_of_a_killed_drawing_are_removed_and_no_other()
+    {
+        string dir = Path.Combine(work, "figures");
+        Directory.CreateDirectory(dir);
+        string stale = Path.Combine(dir, "curves.png.2147483000.tmp.png"), foreign = Path.Combine(dir, "mine.png.123.tmp.png"),
+            foreignName = Path.Combine(dir, "notes.tmp");
+        foreach (var f in new[] { stale, foreign, foreignName }) File.WriteAllText(f, "x");
+        var r = Cli.Run(work, "plot", Run, "--out", dir);
+        Assert.That(r.ExitCode, Is.Zero, r.Out + r.Err);
+        Assert.That(File.Exists(stale), Is.False, "a temp file of a figure this command draws, its process gone");
+        Assert.That(File.Exists(foreign) && File.Exists(foreignName), "files of other names are not ours");
+    }
+
+    [Test]
+    public void A_cell_finished_by_another_process_meanwhile_is_skipped_and_the_sweep_still_compares()
+    {
+        string s = Path.Combine(work, "race");
+        string[] sweep = Train(s, "--width", "0.25,0.35", "--epochs", "1");
+        using var first = Process.Start(Cli.Throttled(4000, work, sweep))!;
+        var err = first.StandardError.ReadToEndAsync();
+        string? line;
+        while ((line = first.StandardOutput.ReadLine()) is not null && !line.StartsWith("Epoch 1/1:", StringComparison.Ordinal)) { }
+        // While the first process trains cell 0 (slowly), a second one trains cell 1 to the end.
+        var second = Cli.Run(work, [.. sweep, "--task-index", "1"]);
+        Assert.That(second.ExitCode, Is.Zero, second.Out + second.Err);
+        string rest = first.StandardOutput.ReadToEnd();
+        first.WaitForExit();
+        Assert.That(first.ExitCode, Is.Zero, rest + err.Result);
+        Assert.That(rest, Does.Contain($"{Path.Combine(s, "notebook-w0.35-s0")}: completed meanwhile by another process, skipped"));
+        Assert.That(File.Exists(Path.Combine(s, "report.md")), "the comparison is drawn");
+    }
 }

@@ -3,6 +3,7 @@ using TorchSharp.PyBridge;
 
 namespace Keras.MobileNet.Tests;
 
+[Category("Slow")] // starts the Train program, a terminal or a server
 public class PretrainedTests() : WithTempDir("km-weights")
 {
 

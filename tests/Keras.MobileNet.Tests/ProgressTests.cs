@@ -58,6 +58,7 @@ public class ProgressLayoutTests
 
 /// <summary>A short training in a real terminal (tmux), read back from the screen as a user would see it.</summary>
 [NonParallelizable]
+[Category("Slow")] // starts the Train program, a terminal or a server
 public class TerminalTests
 {
     string work = "";

@@ -5,6 +5,7 @@ using k8s.Models;
 namespace Keras.MobileNet.Tests;
 
 /// <summary>The width x seed grid, the scheduler files of `sweep slurm` and `sweep k8s`, and a grid run end to end.</summary>
+[Category("Slow")] // starts the Train program, a terminal or a server
 public sealed class SweepTests() : WithTempDir("km-sweep-")
 {
     static readonly SweepGrid Grid = new("paper", [1.0, 0.5, 0.25], [0, 7], "/runs/s");
@@ -177,6 +178,7 @@ public sealed class SweepTests() : WithTempDir("km-sweep-")
 }
 
 /// <summary>The recipe as the command line gives it reaches the network.</summary>
+[Category("Slow")] // starts the Train program, a terminal or a server
 public sealed class RecipeTests() : WithTempDir("km-recipe-")
 {
     [Test]

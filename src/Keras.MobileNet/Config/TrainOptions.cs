@@ -81,6 +81,8 @@ public sealed record TrainOptions
         if (Dropout is double dr && dr is < 0 or >= 1) throw new ArgumentException($"--dropout must be in [0, 1), not {dr}");
         if (MinLr is double m && (m < 0 || m > Lr)) throw new ArgumentException($"--min-lr must be in [0, --lr], not {m}");
         if (WarmupEpochs < 0 || WarmupEpochs >= Epochs) throw new ArgumentException($"--warmup-epochs must be >= 0 and below --epochs ({Epochs}), not {WarmupEpochs}");
+        if (BaseUrl is string url && !(Uri.TryCreate(url, UriKind.Absolute, out var u) && u.Scheme is "http" or "https"))
+            throw new ArgumentException($"--base-url must be an http:// or https:// address, not '{url}'");
         if (Resume && Out is null) throw new ArgumentException("--resume needs --out RUN_DIR (the run to continue)");
         if (Seeds is { Length: 0 }) throw new ArgumentException("--seeds needs at least one value");
         if (Seeds is not null && Seeds.Distinct().Count() != Seeds.Length) throw new ArgumentException("--seeds lists a seed twice");

@@ -11,7 +11,7 @@ public readonly record struct DownloadProgress(long Bytes, long? Total, double B
 /// How long a download may wait: for the response headers (connect included), and between two reads of the body; and
 /// how often a failed or stalled attempt is retried (each retry resumes with a Range request), with the first wait.
 /// </summary>
-public sealed record DownloadPolicy(TimeSpan HeadersTimeout, TimeSpan ReadTimeout, int Retries, TimeSpan RetryDelay)
+public sealed record DownloadPolicy(TimeSpan HeadersTimeout, TimeSpan ReadTimeout, int Retries, TimeSpan RetryDelay, long MaxBytes = 3L << 30)
 {
     public static readonly DownloadPolicy Default = new(TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(60), 3, TimeSpan.FromSeconds(2));
 }
@@ -37,7 +37,9 @@ public static class Download
             Verify(file, md5, sha256, file, placedByUser: true);
             return;
         }
-        var url = new Uri(new Uri(baseUrl.EndsWith('/') ? baseUrl : baseUrl + "/"), Path.GetFileName(file));
+        if (!Uri.TryCreate(baseUrl.EndsWith('/') ? baseUrl : baseUrl + "/", UriKind.Absolute, out var root) || root.Scheme is not ("http" or "https"))
+            throw new UserError($"the mirror '{baseUrl}' is not an http:// or https:// address (a file:// mirror: put the archive in place by hand instead)", 2);
+        var url = new Uri(root, Path.GetFileName(file));
         log?.Invoke($"downloading {url} -> {file}");
         await FetchAsync(http, url, file, md5, sha256, progress, ct, policy, log);
     }
@@ -124,6 +126,15 @@ public static class Download
                     stall.CancelAfter(policy.ReadTimeout); // restarted before every read: a stall, not a slow link
                     int n = await body.ReadAsync(buffer, stall.Token);
                     if (n == 0) break;
+                    // An endless body (or one past its own Content-Length) would fill the disk: nothing this program
+                    // downloads is larger than MaxBytes (Imagenette's full archive is 1.5 GB).
+                    if (have + got + n > Math.Min(policy.MaxBytes, total ?? long.MaxValue))
+                    {
+                        file.Close();
+                        File.Delete(part);
+                        throw new UserError($"download of {url} sent more than {Math.Min(policy.MaxBytes, total ?? long.MaxValue):N0} bytes, " +
+                                            "more than the file can be; stopped and removed the partial file (is the mirror right?)");
+                    }
                     await file.WriteAsync(buffer.AsMemory(0, n), ct);
                     got += n;
                     progress?.Report(new DownloadProgress(have + got, total, got / Math.Max(1e-3, clock.Elapsed.TotalSeconds)));

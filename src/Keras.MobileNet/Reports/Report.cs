@@ -12,15 +12,41 @@ public static class Report
         if (runs.Count == 0) throw new ArgumentException("no runs to plot");
         size ??= new FigureSize();
         Directory.CreateDirectory(outDir);
+        RemoveStaleTemps(outDir);
         var written = new List<string>();
         string P(string name) { var p = Path.Combine(outDir, name); written.Add(p); return p; }
         var ordered = runs.OrderByDescending(r => r.Width).ToList();
         Figures.Curves(ordered, P("curves.png"), size);
         CostFigure.Draw(ordered, P("accuracy_vs_cost.png"), size);
         Figures.LearningRate(ordered, P("lr.png"), size);
-        if (runs.Count == 1 && runs[0].Confusion is { } c) Figures.Confusion(c, P("confusion.png"), size);
+        // A confusion figure of thousands of classes is gigabytes of pixels and unreadable: confusion.json keeps the counts.
+        if (runs.Count == 1 && runs[0].Confusion is { } c && c.Classes.Length <= MaxConfusionClasses) Figures.Confusion(c, P("confusion.png"), size);
         Files.WriteAtomic(P("report.md"), Markdown(ordered, outDir, written));
         return written;
+    }
+
+    /// <summary>The most classes confusion.png is drawn for.</summary>
+    public const int MaxConfusionClasses = 200;
+
+    /// <summary>The names this drawing writes; their temp files (NAME.PID.tmp[.png]) are the only ones it ever removes.</summary>
+    public static readonly string[] Names = ["curves.png", "accuracy_vs_cost.png", "lr.png", "confusion.png", "report.md"];
+
+    /// <summary>Temp files of these names that a killed drawing left (its process is gone).</summary>
+    static void RemoveStaleTemps(string outDir)
+    {
+        var pattern = new System.Text.RegularExpressions.Regex(@"^(?<name>.+)\.(?<pid>\d+)\.tmp(\.png)?$");
+        foreach (var f in Directory.GetFiles(outDir))
+            if (pattern.Match(Path.GetFileName(f)) is { Success: true } m && Names.Contains(m.Groups["name"].Value)
+                && int.TryParse(m.Groups["pid"].Value, out int pid) && !Alive(pid))
+                File.Delete(f);
+    }
+
+    static bool Alive(int pid)
+    {
+        if (pid == Environment.ProcessId) return true;
+        try { using var p = System.Diagnostics.Process.GetProcessById(pid); return !p.HasExited; }
+        catch (ArgumentException) { return false; }
+        catch (InvalidOperationException) { return false; }
     }
 
     static string Pct(double? v) => v is double d ? (d * 100).ToString("F2", CultureInfo.InvariantCulture) + "%" : "-";

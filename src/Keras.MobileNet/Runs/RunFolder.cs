@@ -77,8 +77,6 @@ public sealed class RunFolder : IDisposable
     {
         if (!Directory.Exists(path)) throw new UserError($"--resume: {path} does not exist");
         if (!File.Exists(System.IO.Path.Combine(path, RunReader.State))) throw new UserError($"--resume: {path} holds no run to resume (no trainer_state.json)");
-        if (!File.Exists(System.IO.Path.Combine(path, RunReader.Card)))
-            throw new UserError($"--resume: {System.IO.Path.Combine(path, RunReader.Card)} is missing: it says how to rebuild the run's network; restore it or train into another --out");
     }
 
     /// <summary>True where the folder's lock file is this program's (older runs left it empty beside their model.json).</summary>

@@ -54,6 +54,8 @@ public static class Runner
         {
             if (!cellOptions.Resume) { RunFolder.CheckFresh(folder, cellOptions.ReuseOut); continue; }
             RunFolder.CheckExisting(folder);
+            if (!File.Exists(Path.Combine(folder, RunReader.Card)))
+                throw new UserError($"--resume: {Path.Combine(folder, RunReader.Card)} is missing: it says how to rebuild the run's network; restore it or train into another --out");
             SingleRun.CheckSameRun(folder, cellOptions, w);
         }
         var fresh = todo.Where(t => !t.Options.Resume).Select(t => t.Width).ToList();
@@ -61,8 +63,15 @@ public static class Runner
         if (o.EstimateOnly || todo.Count == 0) return results;
         string? weights = o.Weights is null ? null : Pretrained.Resolve(o.Weights, o.Data, log: log); // on --resume too: its preprocessing
         var data = TrainingData.Load(o, device, log, weights);
-        foreach (var (cellOptions, w, folder) in todo)
+        foreach (var (planned, w, folder) in todo)
         {
+            var cellOptions = planned;
+            if (grid is not null)
+            {
+                // Another process (another task of the same sweep) may have finished or started this cell meanwhile.
+                if (RunReader.Completed(folder) is RunResult done) { log($"{folder}: completed meanwhile by another process, skipped"); results.Add(done); continue; }
+                cellOptions = planned with { Resume = File.Exists(Path.Combine(folder, RunReader.State)) };
+            }
             var result = SingleRun.Train(cellOptions, w, folder, device, data.WithSeed(cellOptions.Seed), progress, log, estimates?.GetValueOrDefault(w));
             results.Add(result); // a failed cell does not stop the others: each is its own run
         }
