@@ -99,6 +99,20 @@ public class DownloadTests() : WithTempDir("km-dl")
     static readonly DownloadPolicy Quick = new(TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(400), 3, TimeSpan.FromMilliseconds(10));
 
     [Test]
+    public async Task A_body_longer_than_anything_downloaded_is_stopped_and_its_part_removed()
+    {
+        byte[] tgz = TestData.ImagenetteTgz("imagenette2-160", Wnids, 3);
+        using var server = new LoopbackServer();
+        server.Add("imagenette2-160.tgz", tgz);
+        using var http = Download.NewClient();
+        var policy = NoRetry with { MaxBytes = 1000 };
+        var e = Assert.ThrowsAsync<UserError>(() => Imagenette.EnsureAsync(Spec(tgz), dir, server.BaseUrl, http, policy: policy));
+        Assert.That(e!.Message, Does.Contain("sent more than 1,000 bytes"));
+        Assert.That(Directory.GetFiles(dir, "*.part", SearchOption.AllDirectories), Is.Empty, "nothing half-written is left");
+        await Task.CompletedTask;
+    }
+
+    [Test]
     public async Task A_stalled_or_cut_or_failing_mirror_is_retried_resuming_with_range()
     {
         byte[] tgz = TestData.ImagenetteTgz("imagenette2-160", Wnids, 3);

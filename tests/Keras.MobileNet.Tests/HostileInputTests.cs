@@ -346,4 +346,119 @@ public sealed class HostileInputTests
         Assert.That(rest, Does.Contain($"{Path.Combine(s, "notebook-w0.35-s0")}: completed meanwhile by another process, skipped"));
         Assert.That(File.Exists(Path.Combine(s, "report.md")), "the comparison is drawn");
     }
+    /// <summary>A copy of the finished run to spoil.</summary>
+    string CopyOfRun(string name)
+    {
+        string to = Path.Combine(work, name);
+        foreach (var f in Directory.GetFiles(Run, "*", SearchOption.AllDirectories).Where(f => !f.EndsWith(RunFolder.LockName)))
+        {
+            string dest = Path.Combine(to, Path.GetRelativePath(Run, f));
+            Directory.CreateDirectory(Path.GetDirectoryName(dest)!);
+            File.Copy(f, dest);
+        }
+        return to;
+    }
+
+    [Test]
+    public void Resume_checks_the_options_before_any_download_and_refuses_a_file_as_out()
+    {
+        var r = Cli.Run(work, Train(Run, "--resume", "--dataset", "imagenette", "--base-url", "http://127.0.0.1:9/"));
+        Assert.That((r.ExitCode, r.Err.Trim()), Is.EqualTo((1, $"error: --resume: {Run} was trained with --dataset folder, not imagenette; " +
+            "resume with the same options or train into another --out")));
+        Assert.That(r.Out, Does.Not.Contain("downloading"));
+        string file = Path.Combine(work, "a-file");
+        File.WriteAllText(file, "mine");
+        var f = Cli.Run(work, Train(file));
+        Assert.That((f.ExitCode, f.Err.Trim()), Is.EqualTo((1, $"error: --out {file} is a file, not a folder")));
+        Assert.That(File.ReadAllText(file), Is.EqualTo("mine"));
+    }
+
+    [Test]
+    public void A_garbage_optimizer_state_and_a_nan_best_accuracy_are_one_printable_line()
+    {
+        string run = CopyOfRun("garbage");
+        string opt = Directory.GetFiles(Path.Combine(run, "checkpoints"), "*.optimizer.bin").Single();
+        File.WriteAllBytes(opt, [.. Enumerable.Range(0, 32).Select(i => (byte)i), 0xFF, 0xFE, .. "\u001b[31mred"u8.ToArray()]);
+        var r = Cli.Run(work, Train(run, "--resume"));
+        Assert.That(r.ExitCode, Is.EqualTo(1), r.Out + r.Err);
+        Assert.That(r.Err.Trim(), Does.StartWith($"error: {opt} is not a readable optimizer state"));
+        Assert.That(r.Err.Trim().Where(char.IsControl), Is.Empty, "no raw control bytes reach the terminal");
+        // A name with an escape sequence in an error line is shown, not obeyed.
+        string odd = Path.Combine(work, "x\u001b]0;pwned\u0007\u001b[2J.png");
+        var e = Cli.Run(work, "predict", "--checkpoint", Run, odd);
+        Assert.That(e.ExitCode, Is.EqualTo(1), e.Out + e.Err);
+        Assert.That(e.Err.Trim(), Does.Contain("x\\x1B]0;pwned\\x07\\x1B[2J.png"));
+        Assert.That(e.Err.Trim().Where(char.IsControl), Is.Empty);
+        string state = Path.Combine(CopyOfRun("nan-best"), RunReader.State);
+        File.WriteAllText(state, System.Text.RegularExpressions.Regex.Replace(File.ReadAllText(state), "\"best_val_accuracy\": [^,]+,", "\"best_val_accuracy\": \"NaN\","));
+        var nan = Cli.Run(work, Train(Path.GetDirectoryName(state)!, "--resume"));
+        Assert.That((nan.ExitCode, nan.Err.Trim()), Is.EqualTo((1, $"error: {state}: best_val_accuracy is NaN, not an accuracy")));
+    }
+
+    [Test]
+    public void A_pth_whose_entry_declares_gigabytes_is_refused_before_unpacking()
+    {
+        string pth = Path.Combine(work, "bomb.pth");
+        using (var zip = System.IO.Compression.ZipFile.Open(pth, System.IO.Compression.ZipArchiveMode.Create))
+        {
+            foreach (var (name, bytes) in new[] { ("archive/data.pkl", new byte[] { 0x80, 0x02, 0x7D, 0x71, 0x00, 0x2E }), ("archive/data/0", new byte[4096]) })
+                using (var e = zip.CreateEntry(name, System.IO.Compression.CompressionLevel.Optimal).Open()) e.Write(bytes);
+        }
+        // Declare 2,000,000,000 bytes for archive/data/0 in its local header and in the central directory, as a zip bomb does.
+        var b = File.ReadAllBytes(pth);
+        var name0 = "archive/data/0"u8.ToArray();
+        for (int i = 0; i + 4 < b.Length; i++)
+        {
+            uint sig = BitConverter.ToUInt32(b, i);
+            var (offset, nameAt) = sig switch { 0x04034b50 => (22, 30), 0x02014b50 => (24, 46), _ => (-1, -1) };
+            if (offset < 0 || i + nameAt + name0.Length > b.Length || !b.AsSpan(i + nameAt, name0.Length).SequenceEqual(name0)) continue;
+            BitConverter.GetBytes(2_000_000_000u).CopyTo(b, i + offset);
+        }
+        File.WriteAllBytes(pth, b);
+        Assert.That(new FileInfo(pth).Length, Is.LessThan(10_000));
+        Assert.That(() => Pretrained.Read(pth), Throws.InstanceOf<UserError>().With.Message.EqualTo(
+            $"--weights: {pth} declares 2,000,000,000 bytes unpacked (entry archive/data/0), over the 536,870,912-byte limit for a state dict"));
+    }
+
+    [Test]
+    public void A_confusion_of_many_classes_is_kept_as_counts_not_drawn()
+    {
+        string run = CopyOfRun("many-classes");
+        int n = Keras.MobileNet.Reports.Report.MaxConfusionClasses + 1;
+        var counts = Enumerable.Range(0, n).Select(i => Enumerable.Range(0, n).Select(j => i == j ? 1L : 0L).ToArray()).ToArray();
+        Files.WriteJson(Path.Combine(run, RunReader.Confusion), new ConfusionData([.. Enumerable.Range(0, n).Select(i => $"c{i}")], counts));
+        File.Delete(Path.Combine(run, "confusion.png"));
+        var r = Cli.Run(work, "plot", run);
+        Assert.That(r.ExitCode, Is.Zero, r.Out + r.Err);
+        Assert.That(File.Exists(Path.Combine(run, "confusion.png")), Is.False);
+        Assert.That(File.Exists(Path.Combine(run, "curves.png")));
+    }
+    [Test]
+    public void A_large_compressible_image_is_kept_encoded_and_decoded_by_rows_to_the_same_pixels()
+    {
+        string root = Path.Combine(work, "large");
+        string file = Path.Combine(root, "train", "a", "big.png");
+        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        using (var img = new SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>(3000, 3100))
+        {
+            img.ProcessPixelRows(a =>
+            {
+                for (int y = 0; y < a.Height; y++)
+                {
+                    var row = a.GetRowSpan(y);
+                    for (int x = 0; x < row.Length; x++) row[x] = new((byte)(x / 97 * 7), (byte)(y / 131 * 5), (byte)((x + y) / 500 * 40));
+                }
+            });
+            SixLabors.ImageSharp.ImageExtensions.SaveAsPng(img, file);
+        }
+        var expected = new byte[3000 * 3100 * 3];
+        using (var again = SixLabors.ImageSharp.Image.Load<SixLabors.ImageSharp.PixelFormats.Rgb24>(file)) again.CopyPixelDataTo(expected);
+        var decoded = ImageOps.DecodeFile(file); // 9.3 MP: decoded a band of rows at a time
+        Assert.That(decoded.Pixels, Is.EqualTo(expected));
+        Directory.CreateDirectory(Path.Combine(root, "train", "b"));
+        File.Copy(file, Path.Combine(root, "train", "b", "big.png"));
+        var ds = InMemoryDataset.Build(ImageFolder.Scan(root, "train"), new TrainTransform(TransformConfig.For(32)), new BadImageLog(), 2);
+        Assert.That(ds.Bytes, Is.EqualTo(2 * new FileInfo(file).Length), "kept as the files' bytes (27.9 MB each decoded)");
+        Assert.That(ds.Prepared(0)!.Pixels, Is.EqualTo(expected), "served decoded, the same pixels");
+    }
 }

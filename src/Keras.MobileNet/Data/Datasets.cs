@@ -97,37 +97,57 @@ public interface IImageDataset
 /// </summary>
 public sealed class InMemoryDataset : IImageDataset
 {
-    readonly RgbImage[] images;
+    readonly RgbImage?[] images;
+    readonly byte[]?[] encoded; // kept as the file's bytes instead, where decoding would multiply its size (see Build)
+    readonly string[] paths;
     readonly int[] labels;
+    readonly long maxPixels;
 
     public IReadOnlyList<string> Classes { get; }
     public IImageTransform Transform { get; }
     public int Count => images.Length;
     public long Bytes { get; }
 
-    InMemoryDataset(RgbImage[] images, int[] labels, IReadOnlyList<string> classes, IImageTransform transform)
+    InMemoryDataset(RgbImage?[] images, byte[]?[] encoded, string[] paths, int[] labels, IReadOnlyList<string> classes, IImageTransform transform, long maxPixels)
     {
-        (this.images, this.labels, Classes, Transform) = (images, labels, classes, transform);
-        Bytes = images.Sum(i => i.Bytes);
+        (this.images, this.encoded, this.paths, this.labels, Classes, Transform, this.maxPixels) = (images, encoded, paths, labels, classes, transform, maxPixels);
+        Bytes = images.Sum(i => i?.Bytes ?? 0) + encoded.Sum(e => e?.LongLength ?? 0);
     }
+
+    /// <summary>
+    /// A prepared image over 16 MB that is more than 64 times its file (a 143 KB PNG of 49 megapixels is 147 MB decoded)
+    /// is kept as the file's bytes and decoded when served: photos stay decoded, such files cannot blow up the memory.
+    /// </summary>
+    public const long KeepEncodedAbove = 16L << 20;
+    public const int KeepEncodedRatio = 64;
 
     public static InMemoryDataset Build(ImageFolderSplit split, IImageTransform transform, BadImageLog log, int workers,
         long maxPixels = ImageOps.DefaultMaxPixels)
     {
         var loaded = new RgbImage?[split.Samples.Count];
+        var raw = new byte[]?[split.Samples.Count];
+        var ok = new bool[split.Samples.Count];
         Parallel.For(0, loaded.Length, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, workers) }, i =>
         {
             var s = split.Samples[i];
-            loaded[i] = log.TryRead(s.Path, () => transform.Prepare(ImageOps.DecodeFile(s.Path, maxPixels)));
+            ok[i] = log.TryRead(s.Path, () =>
+            {
+                ImageOps.CheckFile(s.Path);
+                var bytes = File.ReadAllBytes(s.Path);
+                var prepared = transform.Prepare(ImageOps.Decode(bytes, s.Path, maxPixels));
+                if (prepared.Bytes > KeepEncodedAbove && prepared.Bytes > (long)KeepEncodedRatio * bytes.Length) raw[i] = bytes;
+                else loaded[i] = prepared;
+                return true;
+            });
         });
-        var keep = Enumerable.Range(0, loaded.Length).Where(i => loaded[i] is not null).ToArray();
+        var keep = Enumerable.Range(0, loaded.Length).Where(i => ok[i]).ToArray();
         if (keep.Length == 0) throw new UserError($"{split.Directory}: no readable images");
-        return new InMemoryDataset(keep.Select(i => loaded[i]!).ToArray(), keep.Select(i => split.Samples[i].Label).ToArray(),
-            split.Classes, transform);
+        return new InMemoryDataset(keep.Select(i => loaded[i]).ToArray(), keep.Select(i => raw[i]).ToArray(), keep.Select(i => split.Samples[i].Path).ToArray(),
+            keep.Select(i => split.Samples[i].Label).ToArray(), split.Classes, transform, maxPixels);
     }
 
     public int Label(int index) => labels[index];
-    public RgbImage? Prepared(int index) => images[index];
+    public RgbImage? Prepared(int index) => images[index] ?? Transform.Prepare(ImageOps.Decode(encoded[index]!, paths[index], maxPixels));
 }
 
 /// <summary>Reads and decodes from disk every time (low memory). Unreadable files are logged and skipped.</summary>

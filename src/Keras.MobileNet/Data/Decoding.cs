@@ -34,8 +34,25 @@ public static partial class ImageOps
         using var native = SKData.CreateCopy(data); // Skia reads native memory directly; a managed stream costs 2x in callbacks
         using var codec = Open(SKCodec.Create(new SKMemoryStream(native), out var result), result, path, maxPixels);
         var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
-        // A pooled buffer: a fresh large array per image (zeroed, on the large-object heap) cost 15% of the decode.
-        var rgba = System.Buffers.ArrayPool<byte>.Shared.Rent(checked((int)info.BytesSize64));
+        // Large images decode one at a time: each needs an RGBA buffer beside its RGB copy (7000x7000: 196 + 147 MB),
+        // and parallel workers decoding several at once set the process's peak, not the dataset.
+        bool large = (long)info.Width * info.Height > LargeImagePixels;
+        if (large) LargeDecodes.Wait();
+        try { return Decode(codec, info, path); }
+        finally { if (large) LargeDecodes.Release(); }
+    }
+
+    /// <summary>Images above this many pixels are decoded one at a time.</summary>
+    public const long LargeImagePixels = 8_000_000;
+    static readonly SemaphoreSlim LargeDecodes = new(1, 1);
+
+    static RgbImage Decode(SKCodec codec, SKImageInfo info, string path)
+    {
+        if ((long)info.Width * info.Height > LargeImagePixels && DecodeByRows(codec, info, path) is { } rows) return rows;
+        // A pooled buffer: a fresh large array per image (zeroed, on the large-object heap) cost 15% of the decode. Not for
+        // large images: the pool would keep a buffer of hundreds of megabytes for the life of the process.
+        bool pooled = (long)info.Width * info.Height <= LargeImagePixels;
+        var rgba = pooled ? System.Buffers.ArrayPool<byte>.Shared.Rent(checked((int)info.BytesSize64)) : new byte[info.BytesSize64];
         try
         {
             var decoded = Decode(codec, info, rgba);
@@ -50,7 +67,34 @@ public static partial class ImageOps
             }
             return new RgbImage(info.Width, info.Height, pixels);
         }
-        finally { System.Buffers.ArrayPool<byte>.Shared.Return(rgba); }
+        finally { if (pooled) System.Buffers.ArrayPool<byte>.Shared.Return(rgba); }
+    }
+
+    /// <summary>
+    /// A large image decoded a band of rows at a time into its RGB array: no RGBA copy of the whole image (for 49 MP,
+    /// 196 MB less at the peak). Null where the codec cannot give rows top-down (then the whole-image path decodes it).
+    /// </summary>
+    static unsafe RgbImage? DecodeByRows(SKCodec codec, SKImageInfo info, string path)
+    {
+        if (codec.StartScanlineDecode(info) != SKCodecResult.Success || codec.ScanlineOrder != SKCodecScanlineOrder.TopDown) return null;
+        const int band = 64;
+        var pixels = new byte[(long)info.Width * info.Height * 3];
+        var rgba = new byte[(long)info.RowBytes * band];
+        for (int y = 0; y < info.Height; y += band)
+        {
+            int rows = Math.Min(band, info.Height - y);
+            int got;
+            fixed (byte* p = rgba) got = codec.GetScanlines((IntPtr)p, rows, info.RowBytes);
+            if (got != rows) throw new BadImageException(path, "truncated image data");
+            for (int r = 0; r < rows; r++)
+                for (long x = 0, i = ((long)(y + r) * info.Width) * 3, j = (long)r * info.RowBytes; x < info.Width; x++, i += 3, j += 4)
+                {
+                    pixels[i] = rgba[j];
+                    pixels[i + 1] = rgba[j + 1];
+                    pixels[i + 2] = rgba[j + 2];
+                }
+        }
+        return new RgbImage(info.Width, info.Height, pixels);
     }
 
     static unsafe SKCodecResult Decode(SKCodec codec, SKImageInfo info, byte[] rgba)
