@@ -47,7 +47,9 @@ public static class EvaluateCommand
             int batchSize = p.GetValue(batch) ?? run?.BatchSize ?? 64;
             if (batchSize < 1) throw new ArgumentException("--batch-size must be at least 1");
             var dev = TorchRuntime.ResolveDevice(p.GetValue(device));
-            var result = Predictions.Evaluate(card, net, root, dev, batchSize, p.GetValue(precision), p.GetValue(memoryFormat), Console.Error.WriteLine);
+            // The run's label smoothing: the loss printed is the val_loss of history.csv for this checkpoint's epoch.
+            var result = Predictions.Evaluate(card, net, root, dev, batchSize, p.GetValue(precision), p.GetValue(memoryFormat), Console.Error.WriteLine,
+                run?.LabelSmoothing ?? 0);
             if (p.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(ToJson(card, result), Files.Json));
             else Print(card, result);
             return 0;

@@ -76,6 +76,9 @@ public class EndToEndTests
         Assert.That(ev.ExitCode, Is.Zero, ev.Err);
         var evj = JsonDocument.Parse(ev.Out).RootElement;
         Assert.That(evj.GetProperty("top1").GetDouble(), Is.EqualTo(best));
+        // ... and the val loss history.csv has for that epoch: the run's label smoothing (0.1), not plain cross-entropy.
+        var bestRow = rows.Single(row => row.Epoch == JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "summary.json"))).RootElement.GetProperty("best_epoch").GetInt32());
+        Assert.That(evj.GetProperty("loss").GetDouble(), Is.EqualTo(bestRow.ValLoss!.Value).Within(1e-4));
         var confusion = evj.GetProperty("confusion").EnumerateArray().Select(r => r.EnumerateArray().Select(c => c.GetInt64()).ToArray()).ToArray();
         Assert.That(confusion.Sum(r => r.Sum()), Is.EqualTo(80));
         string image = Directory.GetFiles(Path.Combine(Data, "val", "square")).Order().First();

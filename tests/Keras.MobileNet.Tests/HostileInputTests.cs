@@ -333,12 +333,15 @@ public sealed class HostileInputTests
     {
         string s = Path.Combine(work, "race");
         string[] sweep = Train(s, "--width", "0.25,0.35", "--epochs", "1");
-        using var first = Process.Start(Cli.Throttled(4000, work, sweep))!;
+        using var first = Process.Start(Cli.Throttled(500, work, sweep))!;
         var err = first.StandardError.ReadToEndAsync();
         string? line;
         while ((line = first.StandardOutput.ReadLine()) is not null && !line.StartsWith("Epoch 1/1:", StringComparison.Ordinal)) { }
-        // While the first process trains cell 0 (slowly), a second one trains cell 1 to the end.
-        var second = Cli.Run(work, [.. sweep, "--task-index", "1"]);
+        // The first process is stopped (SIGSTOP) inside cell 0 while a second one trains cell 1 to the end, then goes on.
+        Make("kill", "-STOP", $"{first.Id}");
+        Cli.Result second;
+        try { second = Cli.Run(work, [.. sweep, "--task-index", "1"]); }
+        finally { Make("kill", "-CONT", $"{first.Id}"); }
         Assert.That(second.ExitCode, Is.Zero, second.Out + second.Err);
         string rest = first.StandardOutput.ReadToEnd();
         first.WaitForExit();

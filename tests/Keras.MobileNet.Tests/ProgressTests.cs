@@ -8,6 +8,18 @@ public class ProgressLayoutTests
     static readonly BarState Mid = new(3, 100, 57, 148, 0.75432, 0.825, 123.4, TimeSpan.FromSeconds(4321));
 
     [Test]
+    public void The_epoch_line_names_the_top_k_that_fit_logged_and_history_keeps_only_top_5()
+    {
+        var logs = Logs.Empty.With("loss", 1).With("accuracy", 0.5).With("val_loss", 1.2).With("val_accuracy", 0.4).With("val_top3", 0.75)
+            .With("lr", 1e-3).With("seconds", 2);
+        Assert.That(ProgressLayout.EpochFields(0, 3, logs), Does.Contain("val_top3 0.7500"));
+        Assert.That(Rows.From(0, logs).ValTop5, Is.Null, "a top-3 value is not written as top-5");
+        var five = new Logs(logs.Values.Remove("val_top3").Add("val_top5", 0.9));
+        Assert.That(ProgressLayout.EpochFields(0, 3, five), Does.Contain("val_top5 0.9000"));
+        Assert.That(Rows.From(0, five).ValTop5, Is.EqualTo(0.9));
+    }
+
+    [Test]
     public void Bar_fits_every_width_and_always_names_epoch_and_batch()
     {
         for (int width = 13; width <= 250; width++) // "3/100 57/148" needs 12 + the last column

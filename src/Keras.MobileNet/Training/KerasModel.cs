@@ -163,9 +163,10 @@ public sealed class KerasModel : IDisposable
     Tensor Laid(Tensor x) => MemoryFormat == Model.MemoryFormat.ChannelsLast ? Model.Layouts.ChannelsLast(x) : x;
 
     /// <summary>eval() and no_grad(): loss (mean of batch means), accuracy, top-k, confusion matrix.</summary>
-    public Evaluation Evaluate(IBatchSource data)
+    /// <summary>Loss, accuracy, top-k and confusion over <paramref name="data"/>, with the compiled loss (or <paramref name="loss"/>).</summary>
+    public Evaluation Evaluate(IBatchSource data, Func<Tensor, Tensor, Tensor>? loss = null)
     {
-        var loss = compiled?.Loss ?? Losses.CrossEntropy();
+        loss ??= compiled?.Loss ?? Losses.CrossEntropy();
         int k = compiled?.TopK ?? 5;
         using var fold = new MetricFold(Device, Classes, k);
         Network.eval();

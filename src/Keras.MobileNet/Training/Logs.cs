@@ -35,7 +35,10 @@ public sealed class History : Callback
     public IReadOnlyList<double> Series(string key) => Epochs.Select(e => e.Logs.Get(key) ?? double.NaN).ToList();
 }
 
-/// <summary>Epoch logs as history rows (epochs count from 1 in files, as people read them).</summary>
+/// <summary>
+/// Epoch logs as history rows (epochs count from 1 in files, as people read them). The val_top5 column holds top-5
+/// only: a model compiled with another k logs val_top{k}, which no column of history.csv claims to be.
+/// </summary>
 public static class Rows
 {
     public static HistoryRow From(int epoch, Logs l) => new(epoch + 1, l["loss"], l["accuracy"], l.Get("val_loss"), l.Get("val_accuracy"),

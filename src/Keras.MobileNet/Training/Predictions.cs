@@ -66,13 +66,16 @@ public static class Predictions
     public static List<Prediction> Chunked(IReadOnlyList<string> files, Func<IReadOnlyList<string>, List<Prediction>> predict) =>
         files.Chunk(ChunkSize).SelectMany(c => predict(c)).ToList();
 
-    /// <summary>A network's loss, accuracy, top-5 and confusion on ROOT/val, in its card's classes and preprocessing.</summary>
+    /// <summary>
+    /// A network's loss, accuracy, top-5 and confusion on ROOT/val, in its card's classes and preprocessing. The loss is
+    /// the training's: cross-entropy with its <paramref name="labelSmoothing"/>, so it equals history.csv's val_loss.
+    /// </summary>
     public static Evaluation Evaluate(ModelCard card, MobileNetV2 net, string root, Device device, int batchSize,
-        Precision precision = Precision.Fp32, MemoryFormat memoryFormat = MemoryFormat.Auto, Action<string>? warn = null)
+        Precision precision = Precision.Fp32, MemoryFormat memoryFormat = MemoryFormat.Auto, Action<string>? warn = null, double labelSmoothing = 0)
     {
         var val = TrainingData.Val(root, card.ClassFolders, TransformConfig.For(card.ImageSize, card.Mean, card.Std), batchSize, device,
             new BadImageLog { OnWarning = warn });
         using var model = new KerasModel(net, device, card.Classes, precision, memoryFormat);
-        return model.Evaluate(val);
+        return model.Evaluate(val, Losses.CrossEntropy(labelSmoothing));
     }
 }

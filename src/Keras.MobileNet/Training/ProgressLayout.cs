@@ -58,6 +58,9 @@ public static class ProgressLayout
         return "[" + new string('=', filled) + (filled < inner ? ">" + new string('.', inner - filled - 1) : "") + "]";
     }
 
+    /// <summary>The val top-k key Fit logged (val_top5 unless the model was compiled with another k).</summary>
+    static string TopKey(Logs l) => l.Values.Keys.FirstOrDefault(k => k.StartsWith("val_top", StringComparison.Ordinal)) ?? "val_top5";
+
     /// <summary>The fields of a finished epoch, Keras' order and names.</summary>
     public static IReadOnlyList<string> EpochFields(int epoch, int epochs, Logs l)
     {
@@ -69,7 +72,7 @@ public static class ProgressLayout
             (l.Get("seconds") ?? 0).ToString("F1", CultureInfo.InvariantCulture) + "s",
             (double.IsFinite(ips) ? ips.ToString("F0", CultureInfo.InvariantCulture) : "-") + " img/s",
             $"loss {Val("loss")}", $"accuracy {Val("accuracy")}", $"val_loss {Val("val_loss")}",
-            $"val_accuracy {Val("val_accuracy")}", $"val_top5 {Val("val_top5")}",
+            $"val_accuracy {Val("val_accuracy")}", $"{TopKey(l)} {Val(TopKey(l))}",
             "lr " + (l.Get("lr") ?? double.NaN).ToString("0.####e+0", CultureInfo.InvariantCulture),
         ];
     }
