@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU speed check as one device call (see README "GPU"): bench train at batch 64 and 256 (step-paired medians),
+# The GPU speed check as one device call (see docs/gpu.md): bench train at batch 64 and 256 (step-paired medians),
 # bench epoch (each epoch against its own batches made in advance), and width 0.25 at batch 64 twice more, since
 # that launch-bound cell is the noisiest. Prepare here first: tools/gpu/make-kit.sh --src TORCHSHARP_NATIVE_SOURCES (then carry .gpu).
 set -uo pipefail

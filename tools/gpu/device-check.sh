@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole GPU check, as one command on the lent machine (see README "GPU"). Writes everything into $OUT.
+# The whole GPU check, as one command on the lent machine (see docs/gpu.md). Writes everything into $OUT.
 # Prepare here first:  tools/gpu/make-kit.sh --src TORCHSHARP_NATIVE_SOURCES   (then carry .gpu)
 set -uo pipefail
 source .gpu/device-env.sh

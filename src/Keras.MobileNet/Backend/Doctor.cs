@@ -12,7 +12,7 @@ public static partial class Doctor
 {
     public const string CudaAdvice =
         "no CUDA: build with -p:TorchBackend=cuda where TorchSharp-cuda-linux is served, or build LibTorchSharp against " +
-        "your PyTorch with tools/gpu/build-libtorchsharp.sh and set TORCH_LIB_DIR and LIBTORCHSHARP_PATH (README, GPU)";
+        "your PyTorch with tools/gpu/build-libtorchsharp.sh and set TORCH_LIB_DIR and LIBTORCHSHARP_PATH (docs/gpu.md)";
 
     public static IReadOnlyList<Finding> Examine()
     {
