@@ -53,6 +53,9 @@ public static class App
 
     public static int Run(string[] args)
     {
+        // The kill test's fault points (tools/kill-test.sh): read here, so the library reads no environment.
+        FaultPoints.Configure(int.TryParse(Environment.GetEnvironmentVariable("KM_FAULT_KILL_AT"), out var k) ? k : null,
+            Environment.GetEnvironmentVariable("KM_FAULT_COUNT"));
         var root = Build();
         ParseResult parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
@@ -62,6 +65,9 @@ public static class App
         }
         return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
     }
+
+    /// <summary>A test aid read from the environment, never an option: KM_THROTTLE_MS=N sleeps N ms after each training batch.</summary>
+    public static int ThrottleMs { get; } = int.TryParse(Environment.GetEnvironmentVariable("KM_THROTTLE_MS"), out var ms) && ms > 0 ? ms : 0;
 
     /// <summary>Runs a verb: a user error is one line with its exit code; anything else is exit 1.</summary>
     public static int Guard(ParseResult parse, Func<int> body)

@@ -35,7 +35,7 @@ public static class EvaluateCommand
             if (p.GetValue(weights) is string w)
             {
                 root = p.GetValue(data) ?? throw new UserError("--weights needs --data ROOT (an image folder with val/<class>/)", 2);
-                (card, net) = Pretrained.BuildFor(w, ImageFolder.Scan(root, "val").Classes, "data", log: Console.Error.WriteLine);
+                (card, net) = Pretrained.BuildFor(w, ImageFolder.Scan(root, "val").Classes, "data", Environment.GetEnvironmentVariable(Pretrained.BaseUrlVariable), log: Console.Error.WriteLine);
             }
             else
             {

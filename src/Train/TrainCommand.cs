@@ -70,9 +70,12 @@ public static class TrainCommand
         Read = read;
         root.SetAction(p => App.Guard(p, () =>
         {
-            var opts = read(p);
+            var opts = Shell(read(p));
             var args = p.Tokens.Select(t => t.Value).ToArray();
-            var results = Runner.TrainAll(opts, App.Console2, line => Console.WriteLine(App.Printable(line)), // plain lines: a suggested command must copy whole
+            var hooks = new RunHooks(
+                Progress: (epochs, steps) => new ProgressPrinter(ProgressOutput.Console(), epochs, steps),
+                Stop: StopSignals.Listen, ThrottleMs: App.ThrottleMs);
+            var results = Runner.TrainAll(opts, line => Console.WriteLine(App.Printable(line)), hooks, // plain lines: a suggested command must copy whole
                 commandWith: set => Words.CommandWith(args, set));
             if (opts.EstimateOnly) return 0;
             // The run is complete and saved; a figure that cannot be drawn is reported, not a failed training.
@@ -80,6 +83,32 @@ public static class TrainCommand
             catch (Exception e) when (e is not OutOfMemoryException) { Console.Error.WriteLine($"warning: figures not drawn: {e.Message}"); }
             return results.Any(r => r.Failed) ? 1 : 0;
         }));
+    }
+
+    /// <summary>
+    /// What the shell adds to the options before the library sees them: mirrors from IMAGENETTE_BASE_URL and
+    /// KERAS_MOBILENET_WEIGHTS_URL, the task index of a scheduler's array job (from
+    /// SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX when --task-index is not given), and the default --out, named by the
+    /// clock (reports/TIME-ARCH-wWIDTH, or reports/TIME-sweep).
+    /// </summary>
+    public static TrainOptions Shell(TrainOptions o)
+    {
+        o.Validate(); // the rules about a missing --out first, before one is made up
+        bool sweep = o.Widths.Length > 1 || o.Seeds is not null;
+        if (sweep && o.TaskIndex is null && SweepGrid.IndexVariables.FirstOrDefault(v => Environment.GetEnvironmentVariable(v) is not null) is string variable)
+        {
+            if (o.Out is null)
+                throw new Backend.UserError($"${variable} is set, so this is one task of a sweep, but --out is not: every task would make its own sweep folder; give --out SWEEP_DIR, the folder all tasks share", 2);
+            var grid = new SweepGrid(Runs.Files.Word(o.Arch), o.Widths, o.Seeds ?? [o.Seed], o.Out);
+            o = o with { TaskIndex = grid.TaskIndex(null, Environment.GetEnvironmentVariable) };
+        }
+        string time = DateTime.Now.ToString("yyyyMMdd-HHmmss", System.Globalization.CultureInfo.InvariantCulture);
+        return o with
+        {
+            BaseUrl = o.BaseUrl ?? Environment.GetEnvironmentVariable(Imagenette.BaseUrlVariable),
+            WeightsBaseUrl = Environment.GetEnvironmentVariable(Pretrained.BaseUrlVariable),
+            Out = o.Out ?? Path.Combine("reports", sweep ? $"{time}-sweep" : $"{time}-{Runs.Files.Word(o.Arch)}-w{o.Widths[0].ToString(System.Globalization.CultureInfo.InvariantCulture)}"),
+        };
     }
 
     /// <summary>The training options of a parsed command line (the root command's).</summary>

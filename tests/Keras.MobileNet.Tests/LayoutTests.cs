@@ -113,6 +113,42 @@ public class LayoutTests
         TestContext.Out.WriteLine(map);
     }
 
+    /// <summary>
+    /// The folders of the library in layers: each may use only the folders listed (the pure core at the bottom, runs and
+    /// training above it). The shell (console, signals, options, scheduler files) is src/Train, another assembly.
+    /// </summary>
+    static readonly Dictionary<string, string[]> Allowed = new()
+    {
+        ["Architecture"] = [],
+        ["Backend"] = [],
+        ["Model"] = ["Architecture", "Backend"],
+        ["Data"] = ["Backend"],
+        ["Config"] = ["Architecture", "Backend", "Data", "Model"],
+        ["Runs"] = ["Architecture", "Backend", "Config", "Data", "Model"],
+        ["Export"] = ["Architecture", "Backend", "Data", "Model", "Runs"],
+        ["Reports"] = ["Architecture", "Backend", "Runs"],
+        ["Training"] = ["Architecture", "Backend", "Config", "Data", "Export", "Model", "Runs"],
+    };
+
+    [Test]
+    public void Every_folder_uses_only_the_folders_its_layer_allows()
+    {
+        var edges = Edges();
+        Assert.That(edges.Keys.Where(k => !Allowed.ContainsKey(k)), Is.Empty, "a folder with no row in the allowed-dependency table");
+        var wrong = edges.SelectMany(e => e.Value.Where(to => !Allowed[e.Key].Contains(to)).Select(to => $"{e.Key} -> {to}")).ToList();
+        Assert.That(wrong, Is.Empty, "uses the table does not allow");
+    }
+
+    [Test]
+    public void The_core_references_no_shell_package_and_the_architecture_no_tensor_library()
+    {
+        var referenced = typeof(Runs.RunFolder).Assembly.GetReferencedAssemblies().Select(a => a.Name).ToList();
+        Assert.That(referenced, Has.None.StartsWith("Spectre").And.None.StartsWith("System.CommandLine").And.None.EqualTo("Train"));
+        var architecture = typeof(Runs.RunFolder).Assembly.GetTypes().Where(t => Folder(t) == "Architecture");
+        var torch = architecture.SelectMany(t => Uses(t).Where(u => u.Assembly.GetName().Name?.StartsWith("TorchSharp") == true).Select(u => $"{t.Name} uses {u.Name}")).ToList();
+        Assert.That(torch, Is.Empty, "Architecture is the pure core: specs and arithmetic, no tensors");
+    }
+
     [Test]
     public void The_reading_of_uses_sees_a_dependency_in_a_method_body()
     {

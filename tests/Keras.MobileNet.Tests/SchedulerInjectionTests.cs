@@ -1,3 +1,4 @@
+using Keras.MobileNet.Cli;
 using System.Diagnostics;
 
 namespace Keras.MobileNet.Tests;

@@ -1,3 +1,4 @@
+using Keras.MobileNet.Cli;
 using System.Diagnostics;
 using k8s;
 using k8s.Models;

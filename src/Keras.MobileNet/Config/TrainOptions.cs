@@ -17,6 +17,8 @@ public sealed record TrainOptions
     public ImagenetteSize Size { get; init; } = ImagenetteSize.Full;
     public string Data { get; init; } = "data";
     public string? BaseUrl { get; init; }
+    /// <summary>Mirror of the published weights (the command line takes it from KERAS_MOBILENET_WEIGHTS_URL).</summary>
+    public string? WeightsBaseUrl { get; init; }
     public int ImageSize { get; init; } = 224;
     public int Epochs { get; init; } = 100;
     public int BatchSize { get; init; } = 64;

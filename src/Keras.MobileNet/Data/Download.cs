@@ -215,7 +215,7 @@ public static partial class Imagenette
         string folder = Path.Combine(dataDir, archive.Folder);
         if (Directory.Exists(Path.Combine(folder, "train")) && Directory.Exists(Path.Combine(folder, "val"))) return folder;
         string file = Path.Combine(dataDir, archive.FileName);
-        await Download.EnsureFileAsync(http, file, baseUrl ?? Environment.GetEnvironmentVariable(BaseUrlVariable) ?? DefaultBaseUrl,
+        await Download.EnsureFileAsync(http, file, baseUrl ?? DefaultBaseUrl,
             archive.Md5, archive.Sha256, progress, log, ct, policy);
         log?.Invoke($"extracting {file} -> {folder}");
         string staging = folder + ".staging";

@@ -102,7 +102,14 @@ public static class Estimate
         return (sizes[^1], Math.Max(1, Fit(sizes[^1])));
     }
 
-    public static string Describe(double seconds) => ProgressLayout.Duration(TimeSpan.FromSeconds(seconds));
+    public static string Describe(double seconds) => Duration(TimeSpan.FromSeconds(seconds));
+
+    /// <summary>A duration as a person reads it: 4.2s, 3:07, 1:02:03, 2d 5h.</summary>
+    public static string Duration(TimeSpan t) =>
+        t.TotalDays >= 1 ? $"{(int)t.TotalDays}d {t.Hours}h"
+        : t.TotalHours >= 1 ? $"{(int)t.TotalHours}:{t.Minutes:00}:{t.Seconds:00}"
+        : t.TotalMinutes >= 1 ? $"{t.Minutes}:{t.Seconds:00}"
+        : t.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture) + "s";
 
     /// <summary>The estimate's lines: <paramref name="runs"/> has one cost per run (a width trained with several seeds repeats).</summary>
     public static IEnumerable<string> Lines(RunShape shape, IReadOnlyList<StepCost> runs, string device)

@@ -47,7 +47,7 @@ public static class Pretrained
         }
         string file = Path.Combine(dataDir, "weights", known.FileName);
         using var own = http is null ? Download.NewClient() : null;
-        Download.EnsureFileAsync(http ?? own!, file, baseUrl ?? Environment.GetEnvironmentVariable(BaseUrlVariable) ?? known.BaseUrl,
+        Download.EnsureFileAsync(http ?? own!, file, baseUrl ?? known.BaseUrl,
             null, known.HashPrefix, log: log).GetAwaiter().GetResult();
         return file;
     }

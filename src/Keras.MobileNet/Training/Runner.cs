@@ -4,7 +4,6 @@ using Keras.MobileNet.Backend;
 using Keras.MobileNet.Config;
 using Keras.MobileNet.Data;
 using Keras.MobileNet.Runs;
-using Spectre.Console;
 using static TorchSharp.torch;
 
 namespace Keras.MobileNet.Training;
@@ -12,13 +11,10 @@ namespace Keras.MobileNet.Training;
 /// <summary>The shell around Fit: data, network, callbacks and the run folder.</summary>
 public static class Runner
 {
-    public static string DefaultRunName(TrainOptions o, double width) =>
-        $"{DateTime.Now:yyyyMMdd-HHmmss}-{o.Arch.ToString().ToLowerInvariant()}-w{width.ToString(CultureInfo.InvariantCulture)}";
-
-    /// <summary>A sweep (several widths or --seeds): its grid; null for a single run.</summary>
+    /// <summary>A sweep (several widths or --seeds): its grid, in the folder <see cref="TrainOptions.Out"/>; null for a single run.</summary>
     public static SweepGrid? Grid(TrainOptions o) =>
         o.Widths.Length > 1 || o.Seeds is not null
-            ? new SweepGrid(o.Arch.ToString().ToLowerInvariant(), o.Widths, o.Seeds ?? [o.Seed], o.Out ?? Path.Combine("reports", $"{DateTime.Now:yyyyMMdd-HHmmss}-sweep"))
+            ? new SweepGrid(Files.Word(o.Arch), o.Widths, o.Seeds ?? [o.Seed], o.Out ?? throw new ArgumentException("a sweep needs --out, the folder of its runs"))
             : null;
 
     /// <summary>
@@ -27,22 +23,20 @@ public static class Runner
     /// </summary>
     /// <param name="commandWith">The user's command line with some options set to other values (the command line's own
     /// words); without it the shorter recipe is printed as options.</param>
-    public static List<RunResult> TrainAll(TrainOptions o, IAnsiConsole console, Action<string>? log = null, ProgressOutput? progress = null,
+    public static List<RunResult> TrainAll(TrainOptions o, Action<string> log, RunHooks? hooks = null,
         Func<IReadOnlyDictionary<string, string>, string>? commandWith = null)
     {
         o.Validate();
-        log ??= console.WriteLine;
-        progress ??= ProgressOutput.Console();
+        hooks ??= RunHooks.None;
+        if (o.Out is null) throw new ArgumentException("--out is needed: the run folder, or the folder of a sweep's runs");
         var grid = Grid(o);
-        if (grid is not null && o.Out is null && o.TaskIndex is null && SweepGrid.IndexVariables.FirstOrDefault(v => Environment.GetEnvironmentVariable(v) is not null) is string variable)
-            throw new UserError($"${variable} is set, so this is one task of a sweep, but --out is not: every task would make its own sweep folder; give --out SWEEP_DIR, the folder all tasks share", 2);
         var cells = grid is null ? null
-            : grid.TaskIndex(o.TaskIndex, Environment.GetEnvironmentVariable) is int task ? [grid.Cell(task)] : grid.Cells.ToList();
+            : grid.TaskIndex(o.TaskIndex, _ => null) is int task ? [grid.Cell(task)] : grid.Cells.ToList();
         if (cells is { Count: 1 } && grid!.Count > 1) log(cells[0].ToString());
         var device = TorchRuntime.ResolveDevice(o.Device);
         var results = new List<RunResult>();
         var todo = new List<(TrainOptions Options, double Width, string Folder)>();
-        if (cells is null) todo.Add((o, o.Widths[0], o.Out ?? Path.Combine("reports", DefaultRunName(o, o.Widths[0]))));
+        if (cells is null) todo.Add((o, o.Widths[0], o.Out));
         else
             foreach (var c in cells)
             {
@@ -61,7 +55,7 @@ public static class Runner
         var fresh = todo.Where(t => !t.Options.Resume).Select(t => t.Width).ToList();
         var estimates = fresh.Count == 0 ? null : PrintEstimate(o, fresh, device, log, commandWith);
         if (o.EstimateOnly || todo.Count == 0) return results;
-        string? weights = o.Weights is null ? null : Pretrained.Resolve(o.Weights, o.Data, log: log); // on --resume too: its preprocessing
+        string? weights = o.Weights is null ? null : Pretrained.Resolve(o.Weights, o.Data, o.WeightsBaseUrl, log: log); // on --resume too: its preprocessing
         var data = TrainingData.Load(o, device, log, weights);
         foreach (var (planned, w, folder) in todo)
         {
@@ -72,7 +66,7 @@ public static class Runner
                 if (RunReader.Completed(folder) is RunResult done) { log($"{folder}: completed meanwhile by another process, skipped"); results.Add(done); continue; }
                 cellOptions = planned with { Resume = File.Exists(Path.Combine(folder, RunReader.State)) };
             }
-            var result = SingleRun.Train(cellOptions, w, folder, device, data.WithSeed(cellOptions.Seed), progress, log, estimates?.GetValueOrDefault(w));
+            var result = SingleRun.Train(cellOptions, w, folder, device, data.WithSeed(cellOptions.Seed), hooks, log, estimates?.GetValueOrDefault(w));
             results.Add(result); // a failed cell does not stop the others: each is its own run
         }
         return results;

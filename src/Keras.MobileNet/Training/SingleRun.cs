@@ -12,7 +12,7 @@ namespace Keras.MobileNet.Training;
 /// <summary>One run in its folder: the model card, the network, the callbacks, Fit, and the summary.</summary>
 public static class SingleRun
 {
-    public static RunResult Train(TrainOptions o, double width, string folder, Device device, LoadedData data, ProgressOutput output,
+    public static RunResult Train(TrainOptions o, double width, string folder, Device device, LoadedData data, RunHooks hooks,
         Action<string> log, double? estimateSeconds = null)
     {
         // One run per folder, for the whole run; a fresh start never takes over a folder of other files.
@@ -55,7 +55,8 @@ public static class SingleRun
 
         int steps = data.Train.BatchesPerEpoch;
         var commit = new EpochCommit(run, state, data.Train.Dataset.Count);
-        var callbacks = new List<Callback> { Schedule(o, steps), new TerminateOnNaN(), commit, new ProgressPrinter(output, o.Epochs, steps) };
+        var callbacks = new List<Callback> { Schedule(o, steps), new TerminateOnNaN(), commit };
+        if (hooks.Progress?.Invoke(o.Epochs, steps) is Callback progress) callbacks.Add(progress);
         if (o.UnfreezeEpoch is int unfreeze)
         {
             callbacks.Add(new FineTuning(unfreeze, o.UnfreezeFrom, o.BnMode == BatchNormMode.Train));
@@ -63,12 +64,12 @@ public static class SingleRun
                 $"at lr {o.PhaseTwoLr:G3} (BatchNorm {o.BnMode.ToString().ToLowerInvariant()})");
         }
         if (o.EarlyStoppingPatience > 0) callbacks.Add(new EarlyStopping("val_accuracy", o.EarlyStoppingPatience));
-        if (TestHooks.ThrottleMs > 0) callbacks.Add(new Throttle(TestHooks.ThrottleMs));
+        if (hooks.ThrottleMs > 0) callbacks.Add(new Throttle(hooks.ThrottleMs));
 
         var wall = System.Diagnostics.Stopwatch.StartNew();
-        using (var signals = StopSignals.Listen())
+        using (var signals = hooks.Stop?.Invoke())
         {
-            callbacks.Add(new StopOnSignal(signals, folder, () => commit.State.CompletedEpochs)); // last: after the epoch's commit
+            if (signals is not null) callbacks.Add(new StopOnSignal(signals, folder, () => commit.State.CompletedEpochs)); // last: after the epoch's commit
             model.Fit(data.Train, o.Epochs, data.Val, callbacks, initialEpoch: state.CompletedEpochs);
         }
         wall.Stop();

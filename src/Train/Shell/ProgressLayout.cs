@@ -1,6 +1,8 @@
 using System.Globalization;
 
-namespace Keras.MobileNet.Training;
+using Keras.MobileNet.Training;
+
+namespace Keras.MobileNet.Cli;
 
 /// <summary>What the live bar shows for the current epoch.</summary>
 public sealed record BarState(int Epoch, int Epochs, int Batch, int Batches, double Loss, double Accuracy, double ImagesPerSecond, TimeSpan? Eta);
@@ -16,11 +18,7 @@ public static class ProgressLayout
 
     static string F4(double v) => double.IsFinite(v) ? v.ToString("F4", CultureInfo.InvariantCulture) : "-";
 
-    public static string Duration(TimeSpan t) =>
-        t.TotalDays >= 1 ? $"{(int)t.TotalDays}d {t.Hours}h"
-        : t.TotalHours >= 1 ? $"{(int)t.TotalHours}:{t.Minutes:00}:{t.Seconds:00}"
-        : t.TotalMinutes >= 1 ? $"{t.Minutes}:{t.Seconds:00}"
-        : t.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture) + "s";
+    public static string Duration(TimeSpan t) => Estimate.Duration(t);
 
     /// <summary>
     /// One line of at most <paramref name="width"/> - 1 characters (the last column of a terminal wraps):

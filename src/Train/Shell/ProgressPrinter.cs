@@ -1,6 +1,8 @@
 using System.Diagnostics;
 
-namespace Keras.MobileNet.Training;
+using Keras.MobileNet.Training;
+
+namespace Keras.MobileNet.Cli;
 
 /// <summary>Where progress goes: a terminal (with its current width) or a redirected stream (plain lines).</summary>
 public sealed record ProgressOutput(TextWriter Writer, Func<int>? TerminalWidth)

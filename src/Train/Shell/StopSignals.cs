@@ -1,7 +1,9 @@
 using System.Runtime.InteropServices;
 using Keras.MobileNet.Backend;
 
-namespace Keras.MobileNet.Training;
+using Keras.MobileNet.Training;
+
+namespace Keras.MobileNet.Cli;
 
 /// <summary>
 /// SIGTERM (what Slurm and Kubernetes send before a time limit, a preemption or a requeue) and SIGINT (Ctrl-C)
@@ -9,7 +11,7 @@ namespace Keras.MobileNet.Training;
 /// process exits with 128 + the signal's number. The run folder then holds every committed epoch, and the same
 /// command resumes it. Outside training a signal keeps its default effect; a second one ends the process at once.
 /// </summary>
-public sealed class StopSignals : IDisposable
+public sealed class StopSignals : IStopSource
 {
     readonly PosixSignalRegistration[] registrations;
     volatile string? requested;
@@ -31,21 +33,4 @@ public sealed class StopSignals : IDisposable
     }
 
     public void Dispose() { foreach (var r in registrations) r.Dispose(); }
-}
-
-/// <summary>The run was stopped by a signal; its folder holds every committed epoch.</summary>
-public sealed class RunInterrupted(string signal, string folder, int committedEpochs)
-    : UserError($"stopped by {signal}: {folder} keeps {committedEpochs switch { 0 => "no completed epoch", 1 => "epoch 1", _ => $"epochs 1-{committedEpochs}" }}; " +
-                "the same command resumes it", signal == "SIGTERM" ? 143 : 130);
-
-/// <summary>Ends Fit when a stop signal has arrived: after a batch, or after an epoch's commit (so it is kept).</summary>
-public sealed class StopOnSignal(StopSignals signals, string folder, Func<int> committedEpochs) : Callback
-{
-    void Check()
-    {
-        if (signals.Requested is string s) throw new RunInterrupted(s, folder, committedEpochs());
-    }
-
-    public override void OnBatchEnd(int batch, Logs logs) => Check();
-    public override void OnEpochEnd(int epoch, Logs logs) => Check();
 }

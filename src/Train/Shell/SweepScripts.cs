@@ -2,7 +2,9 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 
-namespace Keras.MobileNet.Training;
+using Keras.MobileNet.Training;
+
+namespace Keras.MobileNet.Cli;
 
 /// <summary>Where and how a sweep's tasks run: what the scheduler needs beyond the grid. Null fields are left out.</summary>
 public sealed record SchedulerOptions(
