@@ -81,7 +81,10 @@ public static class App
         catch (Exception e) when (Unwrap(e) is var inner && inner is not OutOfMemoryException)
         {
             int code = inner switch { UserError u => u.ExitCode, ArgumentException => 2, _ => 1 };
-            string line = $"error: {Printable(inner.Message.Split('\n')[0].Trim(), 400)}";
+            string message = inner is Training.RunMismatch m // the library names the field; the user typed its word
+                ? $"--resume: {m.Folder} was trained with {TrainCommand.WordFor(m.Field)} {m.Stored}, not {m.Now}; resume with the same options or train into another --out"
+                : inner.Message.Split('\n')[0].Trim();
+            string line = $"error: {Printable(message, 400)}";
             // The machine's refusals are the user's to fix, not bugs: a full disk, a read-only or forbidden path.
             if (inner is IOException { HResult: var h } io && (h == 28 || h == 30 || io.Message.Contains("No space left", StringComparison.Ordinal)
                     || io.Message.Contains("Read-only file system", StringComparison.Ordinal)) || inner is UnauthorizedAccessException)

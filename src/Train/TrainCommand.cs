@@ -10,9 +10,12 @@ namespace Keras.MobileNet.Cli;
 public static class TrainCommand
 {
     /// <summary>One row of the option table: the option (name, type, default, help, parser) and where its value goes.</summary>
-    sealed record Row(Option Option, Func<ParseResult, TrainOptions, TrainOptions> Apply);
+    /// <param name="Defines">The <see cref="TrainOptions"/> field the option sets when that field defines a run (a resume
+    /// with another value is refused, <see cref="TrainOptions.RunDefining"/>); null for options that do not.</param>
+    sealed record Row(Option Option, Func<ParseResult, TrainOptions, TrainOptions> Apply, string? Defines = null);
 
-    static Row Bind<T>(Option<T> option, Func<TrainOptions, T, TrainOptions> set) => new(option, (p, o) => set(o, p.GetValue(option)!));
+    static Row Bind<T>(Option<T> option, Func<TrainOptions, T, TrainOptions> set, string? defines = null) =>
+        new(option, (p, o) => set(o, p.GetValue(option)!), defines);
 
     static Option<T> Opt<T>(string name, string description, T defaultValue) =>
         new(name) { Description = description, DefaultValueFactory = _ => defaultValue };
@@ -23,28 +26,28 @@ public static class TrainCommand
         var d = new TrainOptions();
         return
         [
-            Bind(Words.Parsed("--width", "Width multiplier(s): 0.75, or 1,0.75,0.5,0.25 to train them one after another", d.Widths, Words.Widths), (o, v) => o with { Widths = v }),
-            Bind(Words.Choice("--arch", "paper (torchvision/Keras) or notebook (the reference notebook's variant)", d.Arch), (o, v) => o with { Arch = v }),
-            Bind(Words.Choice("--dataset", "imagenette (downloaded) or folder (ROOT/{train,val}/<class>/*)", d.Dataset), (o, v) => o with { Dataset = v }),
-            Bind(Words.Choice("--size", "Imagenette size", d.Size), (o, v) => o with { Size = v }),
-            Bind(Opt("--data", "Data folder (Imagenette is downloaded into it) or the image-folder root", d.Data), (o, v) => o with { Data = v }),
+            Bind(Words.Parsed("--width", "Width multiplier(s): 0.75, or 1,0.75,0.5,0.25 to train them one after another", d.Widths, Words.Widths), (o, v) => o with { Widths = v }, nameof(TrainOptions.Widths)),
+            Bind(Words.Choice("--arch", "paper (torchvision/Keras) or notebook (the reference notebook's variant)", d.Arch), (o, v) => o with { Arch = v }, nameof(TrainOptions.Arch)),
+            Bind(Words.Choice("--dataset", "imagenette (downloaded) or folder (ROOT/{train,val}/<class>/*)", d.Dataset), (o, v) => o with { Dataset = v }, nameof(TrainOptions.Dataset)),
+            Bind(Words.Choice("--size", "Imagenette size", d.Size), (o, v) => o with { Size = v }, nameof(TrainOptions.Size)),
+            Bind(Opt("--data", "Data folder (Imagenette is downloaded into it) or the image-folder root", d.Data), (o, v) => o with { Data = v }, nameof(TrainOptions.Data)),
             Bind(Opt<string?>("--base-url", $"Mirror for the Imagenette archives (or ${Imagenette.BaseUrlVariable})", null), (o, v) => o with { BaseUrl = v }),
-            Bind(Opt("--image-size", "Crop size; the resize sizes scale with it (224: 256/296/384, val 256)", d.ImageSize), (o, v) => o with { ImageSize = v }),
-            Bind(Opt("--epochs", "Epochs", d.Epochs), (o, v) => o with { Epochs = v }),
-            Bind(Opt("--batch-size", "Batch size", d.BatchSize), (o, v) => o with { BatchSize = v }),
-            Bind(Opt("--lr", "AdamW learning rate", d.Lr), (o, v) => o with { Lr = v }),
-            Bind(Opt<double?>("--min-lr", "Cosine floor (default lr/100)", null), (o, v) => o with { MinLr = v }),
-            Bind(Opt("--weight-decay", "AdamW weight decay (the notebook: 0)", d.WeightDecay), (o, v) => o with { WeightDecay = v }),
-            Bind(Opt("--label-smoothing", "Cross-entropy label smoothing", d.LabelSmoothing), (o, v) => o with { LabelSmoothing = v }),
-            Bind(Words.Choice("--schedule", "epoch (CosineAnnealingLR stepped per epoch) or step (per-step cosine with warm-up)", d.Schedule), (o, v) => o with { Schedule = v }),
-            Bind(Opt("--warmup-epochs", "Warm-up epochs for --schedule step", d.WarmupEpochs), (o, v) => o with { WarmupEpochs = v }),
-            Bind(Opt("--early-stopping", "Stop after N epochs without val_accuracy gain (0 = off)", d.EarlyStoppingPatience), (o, v) => o with { EarlyStoppingPatience = v }),
-            Bind(Opt("--seed", "Seed of data order, augmentation, init and dropout", d.Seed), (o, v) => o with { Seed = v }),
+            Bind(Opt("--image-size", "Crop size; the resize sizes scale with it (224: 256/296/384, val 256)", d.ImageSize), (o, v) => o with { ImageSize = v }, nameof(TrainOptions.ImageSize)),
+            Bind(Opt("--epochs", "Epochs", d.Epochs), (o, v) => o with { Epochs = v }, nameof(TrainOptions.Epochs)),
+            Bind(Opt("--batch-size", "Batch size", d.BatchSize), (o, v) => o with { BatchSize = v }, nameof(TrainOptions.BatchSize)),
+            Bind(Opt("--lr", "AdamW learning rate", d.Lr), (o, v) => o with { Lr = v }, nameof(TrainOptions.Lr)),
+            Bind(Opt<double?>("--min-lr", "Cosine floor (default lr/100)", null), (o, v) => o with { MinLr = v }, nameof(TrainOptions.MinLr)),
+            Bind(Opt("--weight-decay", "AdamW weight decay (the notebook: 0)", d.WeightDecay), (o, v) => o with { WeightDecay = v }, nameof(TrainOptions.WeightDecay)),
+            Bind(Opt("--label-smoothing", "Cross-entropy label smoothing", d.LabelSmoothing), (o, v) => o with { LabelSmoothing = v }, nameof(TrainOptions.LabelSmoothing)),
+            Bind(Words.Choice("--schedule", "epoch (CosineAnnealingLR stepped per epoch) or step (per-step cosine with warm-up)", d.Schedule), (o, v) => o with { Schedule = v }, nameof(TrainOptions.Schedule)),
+            Bind(Opt("--warmup-epochs", "Warm-up epochs for --schedule step", d.WarmupEpochs), (o, v) => o with { WarmupEpochs = v }, nameof(TrainOptions.WarmupEpochs)),
+            Bind(Opt("--early-stopping", "Stop after N epochs without val_accuracy gain (0 = off)", d.EarlyStoppingPatience), (o, v) => o with { EarlyStoppingPatience = v }, nameof(TrainOptions.EarlyStoppingPatience)),
+            Bind(Opt("--seed", "Seed of data order, augmentation, init and dropout", d.Seed), (o, v) => o with { Seed = v }, nameof(TrainOptions.Seed)),
             Bind(Words.Parsed<long[]?>("--seeds", "Seeds of a sweep: 0,1,2 trains every width with each (runs <out>/<arch>-w<width>-s<seed>)", null, Words.Seeds),
                 (o, v) => o with { Seeds = v is { Length: > 0 } ? v : null }), // absent: System.CommandLine gives an empty array
             Bind(Opt<int?>("--task-index", "Train only this cell of the width x seed grid (default: $SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX when set)", null), (o, v) => o with { TaskIndex = v }),
             Bind(Words.DeviceOption(), (o, v) => o with { Device = v }),
-            Bind(Words.PrecisionOption(), (o, v) => o with { Precision = v }),
+            Bind(Words.PrecisionOption(), (o, v) => o with { Precision = v }, nameof(TrainOptions.Precision)),
             Bind(Words.MemoryFormatOption(), (o, v) => o with { MemoryFormat = v }),
             Bind(Opt("--workers", "Threads preparing batches", d.Workers), (o, v) => o with { Workers = v }),
             Bind(Opt("--in-memory", "Decode every image once and keep it (true) or stream from disk (false)", d.InMemory), (o, v) => o with { InMemory = v }),
@@ -52,12 +55,12 @@ public static class TrainCommand
             Bind(Opt("--reuse-out", "Train into an --out that already holds other files (none of them is touched; by default such a folder is refused)", false), (o, v) => o with { ReuseOut = v }),
             Bind(Opt("--resume", "Continue the run in --out from its last completed epoch", false), (o, v) => o with { Resume = v }),
             Bind(Opt("--tensorboard", "Write TensorBoard event files", d.TensorBoard), (o, v) => o with { TensorBoard = v }),
-            Bind(Opt<double?>("--dropout", "Classifier dropout (default: the preset's, paper 0.2, notebook 0)", null), (o, v) => o with { Dropout = v }),
-            Bind(Opt<string?>("--weights", "Start from a .safetensors/.pth state dict (torchvision names) or imagenet1k-v1|imagenet1k-v2", null), (o, v) => o with { Weights = v }),
-            Bind(Opt<int?>("--unfreeze-epoch", "Fine-tuning: features frozen before this epoch (only the head trains), then unfrozen", null), (o, v) => o with { UnfreezeEpoch = v }),
-            Bind(Opt("--unfreeze-from", "Fine-tuning phase 2 trains features.K on (0 stem, 1-17 blocks, 18 last conv)", d.UnfreezeFrom), (o, v) => o with { UnfreezeFrom = v }),
-            Bind(Words.Choice("--bn-mode", "Fine-tuning phase 2: BatchNorm frozen (inference mode) or train", d.BnMode), (o, v) => o with { BnMode = v }),
-            Bind(Opt<double?>("--fine-tune-lr", "Fine-tuning phase 2's learning rate (default lr/10), own cosine", null), (o, v) => o with { FineTuneLr = v }),
+            Bind(Opt<double?>("--dropout", "Classifier dropout (default: the preset's, paper 0.2, notebook 0)", null), (o, v) => o with { Dropout = v }, nameof(TrainOptions.Dropout)),
+            Bind(Opt<string?>("--weights", "Start from a .safetensors/.pth state dict (torchvision names) or imagenet1k-v1|imagenet1k-v2", null), (o, v) => o with { Weights = v }, nameof(TrainOptions.Weights)),
+            Bind(Opt<int?>("--unfreeze-epoch", "Fine-tuning: features frozen before this epoch (only the head trains), then unfrozen", null), (o, v) => o with { UnfreezeEpoch = v }, nameof(TrainOptions.UnfreezeEpoch)),
+            Bind(Opt("--unfreeze-from", "Fine-tuning phase 2 trains features.K on (0 stem, 1-17 blocks, 18 last conv)", d.UnfreezeFrom), (o, v) => o with { UnfreezeFrom = v }, nameof(TrainOptions.UnfreezeFrom)),
+            Bind(Words.Choice("--bn-mode", "Fine-tuning phase 2: BatchNorm frozen (inference mode) or train", d.BnMode), (o, v) => o with { BnMode = v }, nameof(TrainOptions.BnMode)),
+            Bind(Opt<double?>("--fine-tune-lr", "Fine-tuning phase 2's learning rate (default lr/10), own cosine", null), (o, v) => o with { FineTuneLr = v }, nameof(TrainOptions.FineTuneLr)),
             Bind(Opt("--estimate-only", "Time a few steps of each width, print how long the run would take, and stop (no download)", false), (o, v) => o with { EstimateOnly = v }),
         ];
     }
@@ -110,6 +113,12 @@ public static class TrainCommand
             Out = o.Out ?? Path.Combine("reports", sweep ? $"{time}-sweep" : $"{time}-{Runs.Files.Word(o.Arch)}-w{o.Widths[0].ToString(System.Globalization.CultureInfo.InvariantCulture)}"),
         };
     }
+
+    /// <summary>Each option word of the table and the run-defining field it sets (null where it defines no run).</summary>
+    public static IReadOnlyList<(string Word, string? Defines)> OptionRows() => [.. Table().Select(r => (r.Option.Name, r.Defines))];
+
+    /// <summary>The option word that sets a run-defining field, for messages (the library names fields, not words).</summary>
+    public static string WordFor(string field) => Table().FirstOrDefault(r => r.Defines == field)?.Option.Name ?? field;
 
     /// <summary>The training options of a parsed command line (the root command's).</summary>
     public static Func<ParseResult, TrainOptions> Read { get; private set; } = _ => throw new InvalidOperationException("TrainCommand.Configure first");

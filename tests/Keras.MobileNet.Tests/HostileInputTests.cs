@@ -465,4 +465,28 @@ public sealed class HostileInputTests
         Assert.That(ds.Bytes, Is.EqualTo(2 * new FileInfo(file).Length), "kept as the files' bytes (27.9 MB each decoded)");
         Assert.That(ds.Prepared(0)!.Pixels, Is.EqualTo(expected), "served decoded, the same pixels");
     }
+    /// <summary>Another valid value for each run-defining option of the table (a row without one fails the test below).</summary>
+    static readonly Dictionary<string, string> OtherValue = new()
+    {
+        ["--width"] = "0.35", ["--arch"] = "paper", ["--dataset"] = "imagenette", ["--data"] = "/elsewhere", ["--image-size"] = "40",
+        ["--epochs"] = "3", ["--batch-size"] = "9", ["--lr"] = "0.002", ["--min-lr"] = "1e-5", ["--weight-decay"] = "0.01",
+        ["--label-smoothing"] = "0.2", ["--schedule"] = "step", ["--warmup-epochs"] = "0.5", ["--early-stopping"] = "4", ["--seed"] = "7",
+        ["--dropout"] = "0.3", ["--weights"] = "/elsewhere/w.safetensors", ["--unfreeze-epoch"] = "1", ["--unfreeze-from"] = "5",
+        ["--bn-mode"] = "train", ["--fine-tune-lr"] = "1e-4", ["--precision"] = "bf16",
+    };
+
+    [Test]
+    public void Resume_with_another_value_of_any_run_defining_option_of_the_table_is_refused_naming_it()
+    {
+        var rows = TrainCommand.OptionRows().Where(r => r.Defines is not null).ToList();
+        Assert.That(rows.Select(r => r.Defines), Is.EquivalentTo(TrainOptions.RunDefining.Select(f => f.Field)), "the table marks the fields the library compares");
+        // --size defines an Imagenette run only; this run is an image folder, so the option is the same "(default)" both ways.
+        foreach (var (word, _) in rows.Where(r => r.Word != "--size"))
+        {
+            Assert.That(OtherValue.ContainsKey(word), $"{word}: give this test another value for it");
+            var r = Cli.Run(work, Train(Run, "--resume", word, OtherValue[word]));
+            Assert.That(r.ExitCode, Is.EqualTo(1), $"{word}: {r.Out}{r.Err}");
+            Assert.That(r.Err.Trim(), Does.StartWith($"error: --resume: {Run} was trained with {word} "), word);
+        }
+    }
 }

@@ -58,6 +58,24 @@ public sealed record TrainOptions
     /// <summary>Print the time estimate (and a shorter recipe where it is long on a CPU), then stop.</summary>
     public bool EstimateOnly { get; init; }
 
+    /// <summary>
+    /// The fields that define a run, each with the value a run folder is compared by (for width: the run's own width;
+    /// the data folder as an absolute path; the Imagenette size only for Imagenette). The command line's option table
+    /// marks the same fields (a test holds the two equal).
+    /// </summary>
+    public static readonly IReadOnlyList<(string Field, Func<TrainOptions, double, object?> Value)> RunDefining =
+    [
+        (nameof(Arch), (o, _) => o.Arch), (nameof(Widths), (_, w) => w), (nameof(Dataset), (o, _) => o.Dataset),
+        (nameof(Size), (o, _) => o.Dataset == DatasetKind.Imagenette ? o.Size : null),
+        (nameof(Data), (o, _) => Path.TrimEndingDirectorySeparator(Path.GetFullPath(o.Data))), (nameof(Precision), (o, _) => o.Precision),
+        (nameof(ImageSize), (o, _) => o.ImageSize), (nameof(Epochs), (o, _) => o.Epochs), (nameof(BatchSize), (o, _) => o.BatchSize),
+        (nameof(Lr), (o, _) => o.Lr), (nameof(MinLr), (o, _) => o.MinLr), (nameof(WeightDecay), (o, _) => o.WeightDecay),
+        (nameof(LabelSmoothing), (o, _) => o.LabelSmoothing), (nameof(Schedule), (o, _) => o.Schedule), (nameof(WarmupEpochs), (o, _) => o.WarmupEpochs),
+        (nameof(Seed), (o, _) => o.Seed), (nameof(Dropout), (o, _) => o.Dropout), (nameof(Weights), (o, _) => o.Weights),
+        (nameof(UnfreezeEpoch), (o, _) => o.UnfreezeEpoch), (nameof(UnfreezeFrom), (o, _) => o.UnfreezeFrom), (nameof(BnMode), (o, _) => o.BnMode),
+        (nameof(FineTuneLr), (o, _) => o.FineTuneLr), (nameof(EarlyStoppingPatience), (o, _) => o.EarlyStoppingPatience),
+    ];
+
     /// <summary>The cosine's floor: --min-lr, else lr / 100.</summary>
     public double FloorLr => MinLr ?? Lr / 100;
     /// <summary>Fine-tuning phase 2's starting rate: --fine-tune-lr, else lr / 10.</summary>

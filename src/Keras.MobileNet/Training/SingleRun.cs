@@ -151,30 +151,33 @@ public static class SingleRun
             throw new UserError($"--resume: {folder} {why}; resume with the run's data or train into another --out");
     }
 
-    /// <summary>The options that define a run: a resume with any of them changed would not continue the same run.</summary>
+    /// <summary>
+    /// The options that define a run, from <see cref="TrainOptions.RunDefining"/>: a resume with any of them changed would
+    /// not continue the same run. A difference is a <see cref="RunMismatch"/> naming the field (the command line names its word).
+    /// </summary>
     public static void CheckSameRun(string folder, TrainOptions o, double width)
     {
         string path = Path.Combine(folder, RunReader.Options);
         if (!File.Exists(path)) throw new UserError($"--resume: {path} is missing, so the run cannot be checked");
         var s = Files.ReadJson<TrainOptions>(path, t => t.Widths is null || t.Data is null ? "widths and data are missing" : null);
-        static string V(object? v) => v switch
-        {
-            null => "(default)", double d => d.ToString("R", CultureInfo.InvariantCulture), Enum e => Files.Word(e), _ => v.ToString()!,
-        };
-        var pairs = new (string Option, object? Stored, object? Now)[]
-        {
-            ("--arch", s.Arch, o.Arch), ("--width", s.Widths.FirstOrDefault(), width),
-            ("--dataset", s.Dataset, o.Dataset), ("--size", s.Dataset == DatasetKind.Imagenette ? s.Size : null, o.Dataset == DatasetKind.Imagenette ? o.Size : null),
-            ("--data", Path.TrimEndingDirectorySeparator(Path.GetFullPath(s.Data)), Path.TrimEndingDirectorySeparator(Path.GetFullPath(o.Data))),
-            ("--precision", s.Precision, o.Precision), ("--image-size", s.ImageSize, o.ImageSize),
-            ("--epochs", s.Epochs, o.Epochs), ("--batch-size", s.BatchSize, o.BatchSize), ("--lr", s.Lr, o.Lr), ("--min-lr", s.MinLr, o.MinLr),
-            ("--weight-decay", s.WeightDecay, o.WeightDecay), ("--label-smoothing", s.LabelSmoothing, o.LabelSmoothing),
-            ("--schedule", s.Schedule, o.Schedule), ("--warmup-epochs", s.WarmupEpochs, o.WarmupEpochs), ("--seed", s.Seed, o.Seed),
-            ("--dropout", s.Dropout, o.Dropout), ("--weights", s.Weights, o.Weights), ("--unfreeze-epoch", s.UnfreezeEpoch, o.UnfreezeEpoch),
-            ("--unfreeze-from", s.UnfreezeFrom, o.UnfreezeFrom), ("--bn-mode", s.BnMode, o.BnMode), ("--fine-tune-lr", s.FineTuneLr, o.FineTuneLr), ("--early-stopping", s.EarlyStoppingPatience, o.EarlyStoppingPatience),
-        };
-        foreach (var (option, stored, now) in pairs)
-            if (!Equals(stored, now))
-                throw new UserError($"--resume: {folder} was trained with {option} {V(stored)}, not {V(now)}; resume with the same options or train into another --out");
+        foreach (var (field, value) in TrainOptions.RunDefining)
+            if (!Equals(value(s, s.Widths.FirstOrDefault()), value(o, width)))
+                throw new RunMismatch(folder, field, Show(value(s, s.Widths.FirstOrDefault())), Show(value(o, width)));
     }
+
+    static string Show(object? v) => v switch
+    {
+        null => "(default)", double d => d.ToString("R", CultureInfo.InvariantCulture), Enum e => Files.Word(e), _ => v.ToString()!,
+    };
+}
+
+/// <summary>A resume whose options differ from the run's in a field that defines it.</summary>
+public sealed class RunMismatch(string folder, string field, string stored, string now)
+    : UserError($"--resume: {folder} was trained with {field} {stored}, not {now}; resume with the same options or train into another --out")
+{
+    public string Folder { get; } = folder;
+    /// <summary>The <see cref="TrainOptions"/> property that differs.</summary>
+    public string Field { get; } = field;
+    public string Stored { get; } = stored;
+    public string Now { get; } = now;
 }
