@@ -33,7 +33,7 @@ public static class App
     /// Every number option parses one way: invariant, no group separators ("--lr 0,001" was read as 1, a comma taken
     /// for a thousands separator), finite.
     /// </summary>
-    static void InvariantNumbers(Command command)
+    internal static void InvariantNumbers(Command command)
     {
         foreach (var o in command.Options)
             if (o is Option<double> d) d.CustomParser = r => Number(r) ?? 0;

@@ -44,9 +44,9 @@ public static class SweepCommand
             if (a is "--width" or "--seeds" or "--arch" or "--out" or "--task-index" or "--resume" or "--seed")
                 throw new ArgumentException($"{a} after \"--\": the grid is given by the sweep's own --width, --seeds, --arch and --out, and each task resumes its cell by itself");
         var args = SweepScripts.GridArgs(grid).Concat(rest).ToList();
-        var parsed = App.Build().Parse(args);
+        var (parsed, options) = TrainCommand.Parse(args); // the training command's own table
         if (parsed.Errors.Count > 0) throw new ArgumentException($"the training options after \"--\": {parsed.Errors[0].Message}");
-        TrainCommand.Read(parsed).Validate();
+        options.Validate();
         return args;
     }
 

@@ -65,12 +65,12 @@ public static class TrainCommand
         ];
     }
 
-    public static void Configure(Command root)
+    /// <summary>Adds every training option and the training action to <paramref name="root"/>; returns how to read its options from a parse.</summary>
+    public static Func<ParseResult, TrainOptions> Configure(Command root)
     {
         var table = Table();
         foreach (var row in table) root.Options.Add(row.Option);
         TrainOptions read(ParseResult p) => table.Aggregate(new TrainOptions(), (o, row) => row.Apply(p, o));
-        Read = read;
         root.SetAction(p => App.Guard(p, () =>
         {
             var opts = Shell(read(p));
@@ -86,6 +86,7 @@ public static class TrainCommand
             catch (Exception e) when (e is not OutOfMemoryException) { Console.Error.WriteLine($"warning: figures not drawn: {e.Message}"); }
             return results.Any(r => r.Failed) ? 1 : 0;
         }));
+        return read;
     }
 
     /// <summary>
@@ -114,12 +115,20 @@ public static class TrainCommand
         };
     }
 
+    /// <summary>A training command line parsed by the table alone (its own root): the parse, with its errors, and the options.</summary>
+    public static (ParseResult Parse, TrainOptions Options) Parse(IReadOnlyList<string> args)
+    {
+        var root = new RootCommand();
+        var read = Configure(root);
+        App.InvariantNumbers(root);
+        var parsed = root.Parse(args);
+        return (parsed, parsed.Errors.Count > 0 ? new TrainOptions() : read(parsed));
+    }
+
     /// <summary>Each option word of the table and the run-defining field it sets (null where it defines no run).</summary>
     public static IReadOnlyList<(string Word, string? Defines)> OptionRows() => [.. Table().Select(r => (r.Option.Name, r.Defines))];
 
     /// <summary>The option word that sets a run-defining field, for messages (the library names fields, not words).</summary>
     public static string WordFor(string field) => Table().FirstOrDefault(r => r.Defines == field)?.Option.Name ?? field;
 
-    /// <summary>The training options of a parsed command line (the root command's).</summary>
-    public static Func<ParseResult, TrainOptions> Read { get; private set; } = _ => throw new InvalidOperationException("TrainCommand.Configure first");
 }

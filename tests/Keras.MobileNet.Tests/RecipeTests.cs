@@ -11,9 +11,9 @@ public sealed class RecipePinTests
 {
     static TrainOptions Parse(params string[] args)
     {
-        var parsed = App.Build().Parse(args);
+        var (parsed, options) = TrainCommand.Parse(args);
         Assert.That(parsed.Errors, Is.Empty, string.Join("; ", parsed.Errors.Select(e => e.Message)));
-        return TrainCommand.Read(parsed);
+        return options;
     }
 
     [TestCase("paper", Preset.Paper), TestCase("Paper", Preset.Paper), TestCase("NOTEBOOK", Preset.Notebook), TestCase("Notebook", Preset.Notebook)]
@@ -175,11 +175,7 @@ public sealed class RecipePinTests
 /// <summary>The seed, through the library's own loading and building, and the transforms against torchvision.</summary>
 public sealed class RecipeSeedTests() : WithTempDir("km-seed-")
 {
-    static TrainOptions Parse(params string[] args)
-    {
-        var parsed = App.Build().Parse(args);
-        return TrainCommand.Read(parsed);
-    }
+    static TrainOptions Parse(params string[] args) => TrainCommand.Parse(args).Options;
 
     [Test]
     public void The_seed_sets_the_data_order_each_epoch_a_permutation_and_the_initialisation()
