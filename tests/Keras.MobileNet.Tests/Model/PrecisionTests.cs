@@ -3,14 +3,8 @@ namespace Keras.MobileNet.Tests;
 /// <summary>bf16 mixed precision and channels-last on the CPU: same network, same keys, fp32 where autocast keeps fp32.</summary>
 public sealed class PrecisionTests() : WithTempDir("km-precision-")
 {
-    static KerasModel Model(Precision p, MemoryFormat f, bool perParameter = false)
-    {
-        manual_seed(3);
-        var spec = MobileNetV2Spec.Build(Preset.Paper, 0.25, 4);
-        var m = new KerasModel(Factories.MobileNetV2(spec), CPU, 4, p, f);
-        m.Compile(new CompileOptions(Optimizers.AdamW(1e-3, 0.01, perParameter: perParameter), Losses.CrossEntropy(0.1)));
-        return m;
-    }
+    static KerasModel Model(Precision p, MemoryFormat f, bool perParameter = false) =>
+        TinyModel.Build(classes: 4, seed: 3, precision: p, format: f, weightDecay: 0.01, labelSmoothing: 0.1, perParameter: perParameter);
 
     static TensorData Data()
     {
