@@ -6,6 +6,11 @@ using Keras.MobileNet.Config;
 using Keras.MobileNet.Runs;
 using Keras.MobileNet.Training;
 using Spectre.Console;
+using Keras.MobileNet.Engine;
+using Keras.MobileNet.Optim;
+using Keras.MobileNet.Inference;
+using Keras.MobileNet.Weights;
+using Keras.MobileNet.Sweeps;
 
 namespace Keras.MobileNet.Cli;
 

@@ -127,7 +127,12 @@ public class LayoutTests
         ["Runs"] = ["Architecture", "Backend", "Config", "Data", "Model"],
         ["Export"] = ["Architecture", "Backend", "Data", "Model", "Runs"],
         ["Reports"] = ["Architecture", "Backend", "Runs"],
-        ["Training"] = ["Architecture", "Backend", "Config", "Data", "Export", "Model", "Runs"],
+        ["Optim"] = ["Runs"],
+        ["Engine"] = ["Backend", "Data", "Model", "Optim", "Runs"],
+        ["Sweeps"] = ["Backend"],
+        ["Weights"] = ["Architecture", "Backend", "Data", "Model", "Runs"],
+        ["Training"] = ["Architecture", "Backend", "Config", "Data", "Engine", "Export", "Model", "Optim", "Runs", "Sweeps", "Weights"],
+        ["Inference"] = ["Backend", "Data", "Engine", "Model", "Runs", "Training"],
     };
 
     [Test]

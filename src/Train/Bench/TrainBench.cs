@@ -3,6 +3,11 @@ using Keras.MobileNet.Model;
 using Keras.MobileNet.Training;
 using TorchSharp;
 using static TorchSharp.torch;
+using Keras.MobileNet.Engine;
+using Keras.MobileNet.Optim;
+using Keras.MobileNet.Inference;
+using Keras.MobileNet.Weights;
+using Keras.MobileNet.Sweeps;
 
 namespace Keras.MobileNet.Bench;
 
@@ -52,7 +57,7 @@ public static class TrainBench
             using var x = randn(batch, 3, imageSize, imageSize, device: device);
             using var y = randint(0, 10, [batch], device: device);
             using var xa = format == MemoryFormat.ChannelsLast ? Layouts.ChannelsLast(x) : x.alias();
-            using var optA = Training.Optimizers.AdamW(1e-3, 0, perParameter: config.PerParameterAdamW)(a.parameters());
+            using var optA = Engine.Optimizers.AdamW(1e-3, 0, perParameter: config.PerParameterAdamW)(a.parameters());
             using var optB = optim.AdamW(b.parameters(), 1e-3, weight_decay: 0);
             a.train(); b.train();
             var (trainA, trainB) = Paired(() => TrainStep(a, optA, xa, y), () => TrainStep(b, optB, x, y), batch, device, warmup, pairs, minSeconds);

@@ -3,6 +3,11 @@ using System.Text;
 using System.Text.Json;
 
 using Keras.MobileNet.Training;
+using Keras.MobileNet.Engine;
+using Keras.MobileNet.Optim;
+using Keras.MobileNet.Inference;
+using Keras.MobileNet.Weights;
+using Keras.MobileNet.Sweeps;
 
 namespace Keras.MobileNet.Cli;
 

@@ -66,7 +66,7 @@ public sealed class OptimizerTests() : WithTempDir("km-optim-")
     public void The_step_is_one_buffer_and_frozen_parameters_are_skipped_as_PyTorch_skips_them()
     {
         var net = Net();
-        using var opt = new Training.MultiTensor.AdamW(net.parameters(), weightDecay: 0.1);
+        using var opt = new Optim.AdamW(net.parameters(), weightDecay: 0.1);
         using (var x = randn(2, 3, 32, 32)) Losses.CrossEntropy(0)(net.forward(x), tensor(new long[] { 0, 1 })).backward();
         opt.step();
         Assert.That(opt.LastStepFused, Is.True);
@@ -85,7 +85,7 @@ public sealed class OptimizerTests() : WithTempDir("km-optim-")
     {
         string file = Path.Combine(dir, "adamw.bin");
         var net = Net();
-        var opt = new Training.MultiTensor.AdamW(net.parameters(), weightDecay: 0.05);
+        var opt = new Optim.AdamW(net.parameters(), weightDecay: 0.05);
         using (var x = randn(2, 3, 32, 32)) Losses.CrossEntropy(0)(net.forward(x), tensor(new long[] { 0, 1 })).backward();
         opt.step();
         opt.save_state_dict(file);
@@ -94,7 +94,7 @@ public sealed class OptimizerTests() : WithTempDir("km-optim-")
         using var stock = optim.AdamW(other.parameters(), weight_decay: 0.05);
         stock.load_state_dict(file); // the per-parameter AdamW reads it
         var again = Net();
-        using var multi = new Training.MultiTensor.AdamW(again.parameters(), weightDecay: 0.05);
+        using var multi = new Optim.AdamW(again.parameters(), weightDecay: 0.05);
         multi.load_state_dict(file); // and the multi-tensor one reads it into its buffer
         Assert.That(stock.state_dict().State.Zip(opt.state_dict().State).All(p => p.First.ApproximatelyEquals(p.Second)));
         Assert.That(multi.state_dict().State.Zip(opt.state_dict().State).All(p => p.First.ApproximatelyEquals(p.Second)));
@@ -105,7 +105,7 @@ public sealed class OptimizerTests() : WithTempDir("km-optim-")
     public void A_parameter_replaced_after_Compile_is_a_clear_error_not_a_silent_no_op()
     {
         var net = Net();
-        using var opt = new Training.MultiTensor.AdamW(net.parameters());
+        using var opt = new Optim.AdamW(net.parameters());
         using (no_grad()) net.parameters().First().set_(zeros_like(net.parameters().First()));
         Assert.That(() => opt.zero_grad(), Throws.InvalidOperationException.With.Message.Contains("no longer lives in the optimizer's buffer"));
     }

@@ -1,6 +1,11 @@
 using TorchSharp;
+using Keras.MobileNet.Optim;
+using Keras.MobileNet.Inference;
+using Keras.MobileNet.Weights;
+using Keras.MobileNet.Sweeps;
+using Keras.MobileNet.Training;
 
-namespace Keras.MobileNet.Training;
+namespace Keras.MobileNet.Engine;
 
 /// <summary>Stops when the loss stops being finite: names the epoch and batch; checkpoints are not overwritten.</summary>
 public sealed class TerminateOnNaN(int checkEveryBatches = 10) : Callback

@@ -1,6 +1,11 @@
 using TorchSharp;
+using Keras.MobileNet.Optim;
+using Keras.MobileNet.Inference;
+using Keras.MobileNet.Weights;
+using Keras.MobileNet.Sweeps;
+using Keras.MobileNet.Training;
 
-namespace Keras.MobileNet.Training;
+namespace Keras.MobileNet.Engine;
 
 /// <summary>Keras EarlyStopping: stop when the monitored value has not improved by min_delta for patience epochs.</summary>
 public sealed class EarlyStopping(string monitor = "val_loss", int patience = 10, double minDelta = 0, bool? higherIsBetter = null,

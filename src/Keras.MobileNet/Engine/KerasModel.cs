@@ -1,8 +1,13 @@
 using Keras.MobileNet.Data;
 using TorchSharp;
 using static TorchSharp.torch;
+using Keras.MobileNet.Optim;
+using Keras.MobileNet.Inference;
+using Keras.MobileNet.Weights;
+using Keras.MobileNet.Sweeps;
+using Keras.MobileNet.Training;
 
-namespace Keras.MobileNet.Training;
+namespace Keras.MobileNet.Engine;
 
 /// <summary>Compile-time choices: how to make the optimizer, the loss, which metrics.</summary>
 public sealed record CompileOptions(Func<IEnumerable<TorchSharp.Modules.Parameter>, optim.Optimizer> Optimizer, Func<Tensor, Tensor, Tensor> Loss, int TopK = 5);
@@ -25,7 +30,7 @@ public static class Optimizers
         double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, bool perParameter = false) =>
         perParameter
             ? ps => optim.AdamW(ps, lr: lr, beta1: beta1, beta2: beta2, eps: eps, weight_decay: weightDecay)
-            : ps => new MultiTensor.AdamW(ps, lr, beta1, beta2, eps, weightDecay);
+            : ps => new Optim.AdamW(ps, lr, beta1, beta2, eps, weightDecay);
 }
 
 /// <summary>

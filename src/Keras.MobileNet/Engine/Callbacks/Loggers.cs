@@ -1,7 +1,12 @@
 using System.Text.Json;
 using Keras.MobileNet.Runs;
+using Keras.MobileNet.Optim;
+using Keras.MobileNet.Inference;
+using Keras.MobileNet.Weights;
+using Keras.MobileNet.Sweeps;
+using Keras.MobileNet.Training;
 
-namespace Keras.MobileNet.Training;
+namespace Keras.MobileNet.Engine;
 
 /// <summary>
 /// Writes TensorBoard event files: every numeric epoch log as a scalar, one whole file per epoch (<see cref="EventFile"/>),
@@ -22,7 +27,7 @@ public sealed class CsvLogger(string path, IReadOnlyList<HistoryRow>? earlier = 
     public override void OnEpochEnd(int epoch, Logs logs)
     {
         rows.RemoveAll(r => r.Epoch >= epoch + 1);
-        rows.Add(Training.Rows.From(epoch, logs));
+        rows.Add(Engine.Rows.From(epoch, logs));
         Files.WriteAtomic(path, HistoryRow.ToCsv(rows));
         Files.WriteAtomic(Path.ChangeExtension(path, ".json"), JsonSerializer.Serialize(rows, Files.Json));
     }

@@ -1,7 +1,12 @@
 using System.Collections.Immutable;
 using Keras.MobileNet.Runs;
+using Keras.MobileNet.Optim;
+using Keras.MobileNet.Inference;
+using Keras.MobileNet.Weights;
+using Keras.MobileNet.Sweeps;
+using Keras.MobileNet.Training;
 
-namespace Keras.MobileNet.Training;
+namespace Keras.MobileNet.Engine;
 
 /// <summary>Keras' flat logs dict as an immutable value: "loss", "accuracy", "val_loss", "val_accuracy", "lr", ...</summary>
 public sealed record Logs(ImmutableSortedDictionary<string, double> Values)

@@ -3,8 +3,14 @@ using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 using Keras.MobileNet.Runs;
+using Keras.MobileNet.Engine;
+using Keras.MobileNet.Optim;
+using Keras.MobileNet.Inference;
+using Keras.MobileNet.Weights;
+using Keras.MobileNet.Sweeps;
+using Keras.MobileNet.Training;
 
-namespace Keras.MobileNet.Training.MultiTensor;
+namespace Keras.MobileNet.Optim;
 
 /// <summary>
 /// AdamW over one buffer: every parameter, its gradient and its two moments are views into four flat tensors, so a step

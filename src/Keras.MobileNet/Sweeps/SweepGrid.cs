@@ -1,6 +1,11 @@
 using System.Globalization;
+using Keras.MobileNet.Engine;
+using Keras.MobileNet.Optim;
+using Keras.MobileNet.Inference;
+using Keras.MobileNet.Weights;
+using Keras.MobileNet.Training;
 
-namespace Keras.MobileNet.Training;
+namespace Keras.MobileNet.Sweeps;
 
 /// <summary>One (width, seed) cell of a sweep: its task index and its run folder.</summary>
 public sealed record SweepCell(int Index, double Width, long Seed, string Folder)

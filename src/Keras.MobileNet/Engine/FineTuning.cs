@@ -1,7 +1,12 @@
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using Keras.MobileNet.Optim;
+using Keras.MobileNet.Inference;
+using Keras.MobileNet.Weights;
+using Keras.MobileNet.Sweeps;
+using Keras.MobileNet.Training;
 
-namespace Keras.MobileNet.Training;
+namespace Keras.MobileNet.Engine;
 
 /// <summary>
 /// Fine-tuning the Keras way, as a function of the epoch (so a resumed run is in the same phase). Phase 1, epochs

@@ -3,8 +3,13 @@ using Keras.MobileNet.Data;
 using Keras.MobileNet.Model;
 using Keras.MobileNet.Runs;
 using static TorchSharp.torch;
+using Keras.MobileNet.Engine;
+using Keras.MobileNet.Optim;
+using Keras.MobileNet.Weights;
+using Keras.MobileNet.Sweeps;
+using Keras.MobileNet.Training;
 
-namespace Keras.MobileNet.Training;
+namespace Keras.MobileNet.Inference;
 
 public sealed record ClassScore(int Index, string Class, float Probability);
 

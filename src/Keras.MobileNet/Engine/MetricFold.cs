@@ -1,6 +1,11 @@
 using static TorchSharp.torch;
+using Keras.MobileNet.Optim;
+using Keras.MobileNet.Inference;
+using Keras.MobileNet.Weights;
+using Keras.MobileNet.Sweeps;
+using Keras.MobileNet.Training;
 
-namespace Keras.MobileNet.Training;
+namespace Keras.MobileNet.Engine;
 
 /// <summary>What Evaluate returns: the notebook's loss (mean of batch means) and accuracy, top-k, and the confusion matrix.</summary>
 public sealed record Evaluation(double Loss, double Accuracy, double TopK, long[,] Confusion, int Samples)

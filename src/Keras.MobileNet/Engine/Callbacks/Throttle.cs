@@ -1,5 +1,10 @@
+using Keras.MobileNet.Optim;
+using Keras.MobileNet.Inference;
+using Keras.MobileNet.Weights;
+using Keras.MobileNet.Sweeps;
+using Keras.MobileNet.Training;
 
-namespace Keras.MobileNet.Training;
+namespace Keras.MobileNet.Engine;
 
 /// <summary>Sleeps after each batch: a test aid (KM_THROTTLE_MS) that widens the window in which a run can be interrupted.</summary>
 public sealed class Throttle(int ms) : Callback

@@ -1,6 +1,11 @@
 using Keras.MobileNet.Runs;
+using Keras.MobileNet.Optim;
+using Keras.MobileNet.Inference;
+using Keras.MobileNet.Weights;
+using Keras.MobileNet.Sweeps;
+using Keras.MobileNet.Training;
 
-namespace Keras.MobileNet.Training;
+namespace Keras.MobileNet.Engine;
 
 /// <summary>
 /// Saves last.safetensors (+ optimizer and trainer state, for --resume) after every epoch, and best.safetensors when

@@ -6,8 +6,13 @@ using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
 using Keras.MobileNet.Runs;
+using Keras.MobileNet.Engine;
+using Keras.MobileNet.Optim;
+using Keras.MobileNet.Inference;
+using Keras.MobileNet.Sweeps;
+using Keras.MobileNet.Training;
 
-namespace Keras.MobileNet.Training;
+namespace Keras.MobileNet.Weights;
 
 /// <summary>torchvision's published MobileNetV2 weights: the paper network at width 1.0, 1000 ImageNet classes.</summary>
 public sealed record PublishedWeights(string Name, string FileName, string BaseUrl)

@@ -1,5 +1,10 @@
+using Keras.MobileNet.Optim;
+using Keras.MobileNet.Inference;
+using Keras.MobileNet.Weights;
+using Keras.MobileNet.Sweeps;
+using Keras.MobileNet.Training;
 
-namespace Keras.MobileNet.Training;
+namespace Keras.MobileNet.Engine;
 
 /// <summary>Sets the learning rate at the start of each epoch from a pure schedule.</summary>
 public sealed class LearningRateScheduler(Func<int, double> schedule) : Callback
