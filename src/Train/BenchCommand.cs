@@ -22,7 +22,7 @@ public static class BenchCommand
 
     public static Command Create()
     {
-        var bench = new Command("bench", "Benchmarks: pipeline, train, epoch, onnx");
+        var bench = new Command("bench", "Benchmarks: pipeline, train, epoch, onnx, estimate");
 
         var images = new Option<int>("--images") { Description = "Generated 500x375 JPEGs", DefaultValueFactory = _ => 256 };
         var workers = new Option<string>("--workers") { Description = "Worker counts, e.g. 1,2", DefaultValueFactory = _ => $"1,{Environment.ProcessorCount}" };
@@ -67,7 +67,7 @@ public static class BenchCommand
             if (p.GetValue(json)) Print(new { result = r, ratios = r.Ratios().Select(x => new { x.Width, train = x.TrainRatio, inference = x.InferRatio }) });
             else
             {
-                Console.WriteLine($"ours: {r.Config!.Precision.ToString().ToLowerInvariant()}, {r.Config.MemoryFormat}, {(r.Config.PerParameterAdamW ? "per-parameter" : "multi-tensor")} AdamW");
+                Console.WriteLine($"ours: {Files.Word(r.Config!.Precision)}, {Files.Word(r.Config.MemoryFormat)}, {(r.Config.PerParameterAdamW ? "per-parameter" : "multi-tensor")} AdamW");
                 foreach (var (w, tr, inf) in r.Ratios()) Console.WriteLine($"width {w}: ours/baseline train {tr:F3}x, inference {inf:F3}x");
                 foreach (var b in r.Breakdown!)
                     Console.WriteLine($"width {b.Width}: our step {b.StepMs:F1} ms = forward {b.ForwardMs:F1} + backward {b.BackwardMs:F1} + optimizer {b.OptimizerMs:F1}; " +
@@ -119,6 +119,7 @@ public static class BenchCommand
             return 0;
         }));
         bench.Subcommands.Add(onnxBench);
+        bench.Subcommands.Add(EstimateBench.Create());
         return bench;
     }
 }

@@ -48,7 +48,7 @@ public static class SummaryCommand
         foreach (var l in layers)
             table.AddRow(Markup.Escape($"{l.Name} ({l.Kind})"), $"(None, {l.Channels}, {l.Height}, {l.Width})",
                 N(l.Trainable + l.NonTrainable));
-        Console.WriteLine($"Model: \"mobilenetv2_{spec.Width.ToString(CultureInfo.InvariantCulture)}_{spec.Preset.ToString().ToLowerInvariant()}\"  input (None, 3, {imageSize}, {imageSize})");
+        Console.WriteLine($"Model: \"mobilenetv2_{spec.Width.ToString(CultureInfo.InvariantCulture)}_{Runs.Files.Word(spec.Preset)}\"  input (None, 3, {imageSize}, {imageSize})");
         App.Console2.Write(table);
         var c = Counts.Of(spec, imageSize, imageSize);
         Console.WriteLine($"Total params: {N(c.Total)}");

@@ -1,6 +1,7 @@
 using Keras.MobileNet.Architecture;
 using Keras.MobileNet.Backend;
 using Keras.MobileNet.Data;
+using System.Text.Json.Serialization;
 using Keras.MobileNet.Model;
 
 namespace Keras.MobileNet.Config;
@@ -9,53 +10,98 @@ namespace Keras.MobileNet.Config;
 /// Every option of a training run, typed: the command line parses its words into this once, and nothing below it sees
 /// an option string. Defaults are the notebook's recipe; the dropout's default is the spec's (null here).
 /// </summary>
+/// <remarks>
+/// options.json (and summary.json's "options") is this record. Each property's name in the file is pinned by its
+/// attribute, so renaming a property does not change the file; a new or removed field changes the schema, whose version
+/// is <see cref="Format"/> (OptionsFileTests pins the list of names).
+/// </remarks>
 public sealed record TrainOptions
 {
+    /// <summary>The schema of options.json; absent in files written before it was versioned (the same fields).</summary>
+    [JsonPropertyName("format")]
+    public string Format { get; init; } = "keras-mobilenet/options-1";
+
+    [JsonPropertyName("widths")]
     public double[] Widths { get; init; } = [1.0];
+    [JsonPropertyName("arch")]
     public Preset Arch { get; init; } = Preset.Paper;
+    [JsonPropertyName("dataset")]
     public DatasetKind Dataset { get; init; } = DatasetKind.Imagenette;
+    [JsonPropertyName("size")]
     public ImagenetteSize Size { get; init; } = ImagenetteSize.Full;
+    [JsonPropertyName("data")]
     public string Data { get; init; } = "data";
+    [JsonPropertyName("base_url")]
     public string? BaseUrl { get; init; }
     /// <summary>Mirror of the published weights (the command line takes it from KERAS_MOBILENET_WEIGHTS_URL).</summary>
+    [JsonPropertyName("weights_base_url")]
     public string? WeightsBaseUrl { get; init; }
+    [JsonPropertyName("image_size")]
     public int ImageSize { get; init; } = 224;
+    [JsonPropertyName("epochs")]
     public int Epochs { get; init; } = 100;
+    [JsonPropertyName("batch_size")]
     public int BatchSize { get; init; } = 64;
+    [JsonPropertyName("lr")]
     public double Lr { get; init; } = 1e-3;
+    [JsonPropertyName("min_lr")]
     public double? MinLr { get; init; }
+    [JsonPropertyName("weight_decay")]
     public double WeightDecay { get; init; } = 0;
+    [JsonPropertyName("label_smoothing")]
     public double LabelSmoothing { get; init; } = 0.1;
+    [JsonPropertyName("schedule")]
     public ScheduleKind Schedule { get; init; } = ScheduleKind.Epoch;
+    [JsonPropertyName("warmup_epochs")]
     public double WarmupEpochs { get; init; }
+    [JsonPropertyName("early_stopping_patience")]
     public int EarlyStoppingPatience { get; init; }
+    [JsonPropertyName("seed")]
     public long Seed { get; init; }
     /// <summary>A sweep's seeds (null: just Seed). With several widths or seeds, every (width, seed) cell is a run.</summary>
+    [JsonPropertyName("seeds")]
     public long[]? Seeds { get; init; }
     /// <summary>Run only this cell of the sweep grid (else SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX when set).</summary>
+    [JsonPropertyName("task_index")]
     public int? TaskIndex { get; init; }
+    [JsonPropertyName("device")]
     public DeviceChoice Device { get; init; } = DeviceChoice.Auto;
+    [JsonPropertyName("precision")]
     public Precision Precision { get; init; } = Precision.Fp32;
+    [JsonPropertyName("memory_format")]
     public MemoryFormat MemoryFormat { get; init; } = MemoryFormat.Auto;
+    [JsonPropertyName("workers")]
     public int Workers { get; init; } = Environment.ProcessorCount;
+    [JsonPropertyName("in_memory")]
     public bool InMemory { get; init; } = true;
+    [JsonPropertyName("out")]
     public string? Out { get; init; }
+    [JsonPropertyName("resume")]
     public bool Resume { get; init; }
     /// <summary>Train into an --out that already holds other files (they are left untouched); by default such a folder is refused.</summary>
+    [JsonPropertyName("reuse_out")]
     public bool ReuseOut { get; init; }
+    [JsonPropertyName("tensor_board")]
     public bool TensorBoard { get; init; } = true;
     /// <summary>Classifier dropout; null: the preset's (the spec is the one place that knows it).</summary>
+    [JsonPropertyName("dropout")]
     public double? Dropout { get; init; }
     /// <summary>Weights to start from: a .safetensors/.pth state dict, or imagenet1k-v1 / imagenet1k-v2 (torchvision's).</summary>
+    [JsonPropertyName("weights")]
     public string? Weights { get; init; }
     /// <summary>Fine-tuning: features frozen before this epoch (phase 1, the head trains), then phase 2 (null: no freezing).</summary>
+    [JsonPropertyName("unfreeze_epoch")]
     public int? UnfreezeEpoch { get; init; }
     /// <summary>Phase 2 trains the children of features from this index on (0: the stem, 1-17: the blocks, 18: the last conv).</summary>
+    [JsonPropertyName("unfreeze_from")]
     public int UnfreezeFrom { get; init; }
+    [JsonPropertyName("bn_mode")]
     public BatchNormMode BnMode { get; init; } = BatchNormMode.Frozen;
     /// <summary>Phase 2's starting learning rate (default lr / 10), with its own cosine decay to min-lr.</summary>
+    [JsonPropertyName("fine_tune_lr")]
     public double? FineTuneLr { get; init; }
     /// <summary>Print the time estimate (and a shorter recipe where it is long on a CPU), then stop.</summary>
+    [JsonPropertyName("estimate_only")]
     public bool EstimateOnly { get; init; }
 
     /// <summary>
@@ -77,8 +123,10 @@ public sealed record TrainOptions
     ];
 
     /// <summary>The cosine's floor: --min-lr, else lr / 100.</summary>
+    [JsonPropertyName("floor_lr")]
     public double FloorLr => MinLr ?? Lr / 100;
     /// <summary>Fine-tuning phase 2's starting rate: --fine-tune-lr, else lr / 10.</summary>
+    [JsonPropertyName("phase_two_lr")]
     public double PhaseTwoLr => FineTuneLr ?? Lr / 10;
 
     /// <summary>The rules between values (ranges and combinations); a broken one is an ArgumentException naming the option.</summary>

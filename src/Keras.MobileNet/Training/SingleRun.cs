@@ -66,7 +66,7 @@ public static class SingleRun
         {
             callbacks.Add(new FineTuning(unfreeze, o.UnfreezeFrom, o.BnMode == BatchNormMode.Train));
             log($"fine-tuning: features frozen for epochs 1-{unfreeze} (BatchNorm in inference mode), then features.{o.UnfreezeFrom} on train " +
-                $"at lr {o.PhaseTwoLr:G3} (BatchNorm {o.BnMode.ToString().ToLowerInvariant()})");
+                $"at lr {o.PhaseTwoLr:G3} (BatchNorm {Files.Word(o.BnMode)})");
         }
         if (o.EarlyStoppingPatience > 0) callbacks.Add(new EarlyStopping("val_accuracy", o.EarlyStoppingPatience));
         if (hooks.ThrottleMs > 0) callbacks.Add(new Throttle(hooks.ThrottleMs));
