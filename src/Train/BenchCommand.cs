@@ -2,14 +2,9 @@ using System.CommandLine;
 using System.Text.Json;
 using Keras.MobileNet.Backend;
 using Keras.MobileNet.Bench;
-using Keras.MobileNet.Training;
 
 using Keras.MobileNet.Runs;
-using Keras.MobileNet.Engine;
 using Keras.MobileNet.Optim;
-using Keras.MobileNet.Inference;
-using Keras.MobileNet.Weights;
-using Keras.MobileNet.Sweeps;
 
 namespace Keras.MobileNet.Cli;
 

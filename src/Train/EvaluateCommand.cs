@@ -7,10 +7,8 @@ using Keras.MobileNet.Runs;
 using Keras.MobileNet.Training;
 using Spectre.Console;
 using Keras.MobileNet.Engine;
-using Keras.MobileNet.Optim;
 using Keras.MobileNet.Inference;
 using Keras.MobileNet.Weights;
-using Keras.MobileNet.Sweeps;
 
 namespace Keras.MobileNet.Cli;
 

@@ -1,14 +1,9 @@
 using System.CommandLine;
 using Keras.MobileNet.Backend;
 using Keras.MobileNet.Export;
-using Keras.MobileNet.Training;
 
 using Keras.MobileNet.Runs;
-using Keras.MobileNet.Engine;
-using Keras.MobileNet.Optim;
-using Keras.MobileNet.Inference;
 using Keras.MobileNet.Weights;
-using Keras.MobileNet.Sweeps;
 
 namespace Keras.MobileNet.Cli;
 

@@ -3,13 +3,9 @@ using System.Text.Json;
 using Keras.MobileNet.Backend;
 using Keras.MobileNet.Export;
 using Keras.MobileNet.Runs;
-using Keras.MobileNet.Training;
 using static TorchSharp.torch;
-using Keras.MobileNet.Engine;
-using Keras.MobileNet.Optim;
 using Keras.MobileNet.Inference;
 using Keras.MobileNet.Weights;
-using Keras.MobileNet.Sweeps;
 
 namespace Keras.MobileNet.Cli;
 

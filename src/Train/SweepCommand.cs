@@ -2,10 +2,6 @@ using System.CommandLine;
 using Keras.MobileNet.Backend;
 using Keras.MobileNet.Reports;
 using Keras.MobileNet.Runs;
-using Keras.MobileNet.Training;
-using Keras.MobileNet.Engine;
-using Keras.MobileNet.Optim;
-using Keras.MobileNet.Inference;
 using Keras.MobileNet.Weights;
 using Keras.MobileNet.Sweeps;
 

@@ -5,7 +5,6 @@ using Keras.MobileNet.Data;
 using Keras.MobileNet.Training;
 using Keras.MobileNet.Engine;
 using Keras.MobileNet.Optim;
-using Keras.MobileNet.Inference;
 using Keras.MobileNet.Weights;
 using Keras.MobileNet.Sweeps;
 

@@ -2,10 +2,7 @@ using Keras.MobileNet.Data;
 using TorchSharp;
 using static TorchSharp.torch;
 using Keras.MobileNet.Optim;
-using Keras.MobileNet.Inference;
 using Keras.MobileNet.Weights;
-using Keras.MobileNet.Sweeps;
-using Keras.MobileNet.Training;
 
 namespace Keras.MobileNet.Engine;
 

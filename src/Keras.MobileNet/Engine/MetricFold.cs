@@ -1,9 +1,4 @@
 using static TorchSharp.torch;
-using Keras.MobileNet.Optim;
-using Keras.MobileNet.Inference;
-using Keras.MobileNet.Weights;
-using Keras.MobileNet.Sweeps;
-using Keras.MobileNet.Training;
 
 namespace Keras.MobileNet.Engine;
 

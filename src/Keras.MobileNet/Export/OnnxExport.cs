@@ -5,16 +5,11 @@ using Google.Protobuf;
 using Keras.MobileNet.Architecture;
 using Keras.MobileNet.Backend;
 using Keras.MobileNet.Data;
-using Keras.MobileNet.Training;
 using Onnx;
 using static TorchSharp.torch;
 
 using Keras.MobileNet.Runs;
-using Keras.MobileNet.Engine;
-using Keras.MobileNet.Optim;
-using Keras.MobileNet.Inference;
 using Keras.MobileNet.Weights;
-using Keras.MobileNet.Sweeps;
 
 namespace Keras.MobileNet.Export;
 

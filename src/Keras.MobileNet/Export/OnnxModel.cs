@@ -1,15 +1,9 @@
 using System.Text.Json;
 using Keras.MobileNet.Backend;
-using Keras.MobileNet.Training;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 
 using Keras.MobileNet.Runs;
-using Keras.MobileNet.Engine;
-using Keras.MobileNet.Optim;
-using Keras.MobileNet.Inference;
-using Keras.MobileNet.Weights;
-using Keras.MobileNet.Sweeps;
 
 namespace Keras.MobileNet.Export;
 

@@ -4,9 +4,7 @@ using Keras.MobileNet.Model;
 using Keras.MobileNet.Runs;
 using static TorchSharp.torch;
 using Keras.MobileNet.Engine;
-using Keras.MobileNet.Optim;
 using Keras.MobileNet.Weights;
-using Keras.MobileNet.Sweeps;
 using Keras.MobileNet.Training;
 
 namespace Keras.MobileNet.Inference;

@@ -3,12 +3,8 @@ using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 using Keras.MobileNet.Runs;
-using Keras.MobileNet.Engine;
 using Keras.MobileNet.Optim;
-using Keras.MobileNet.Inference;
 using Keras.MobileNet.Weights;
-using Keras.MobileNet.Sweeps;
-using Keras.MobileNet.Training;
 
 namespace Keras.MobileNet.Optim;
 

@@ -1,9 +1,5 @@
 using System.Globalization;
-using Keras.MobileNet.Engine;
-using Keras.MobileNet.Optim;
-using Keras.MobileNet.Inference;
 using Keras.MobileNet.Weights;
-using Keras.MobileNet.Training;
 
 namespace Keras.MobileNet.Sweeps;
 

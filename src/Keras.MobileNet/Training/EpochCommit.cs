@@ -1,9 +1,6 @@
 using Keras.MobileNet.Runs;
 using Keras.MobileNet.Engine;
-using Keras.MobileNet.Optim;
-using Keras.MobileNet.Inference;
 using Keras.MobileNet.Weights;
-using Keras.MobileNet.Sweeps;
 
 namespace Keras.MobileNet.Training;
 

@@ -5,9 +5,6 @@ using Keras.MobileNet.Config;
 using Keras.MobileNet.Data;
 using Keras.MobileNet.Runs;
 using static TorchSharp.torch;
-using Keras.MobileNet.Engine;
-using Keras.MobileNet.Optim;
-using Keras.MobileNet.Inference;
 using Keras.MobileNet.Weights;
 using Keras.MobileNet.Sweeps;
 

@@ -8,9 +8,7 @@ using Keras.MobileNet.Runs;
 using static TorchSharp.torch;
 using Keras.MobileNet.Engine;
 using Keras.MobileNet.Optim;
-using Keras.MobileNet.Inference;
 using Keras.MobileNet.Weights;
-using Keras.MobileNet.Sweeps;
 
 namespace Keras.MobileNet.Training;
 

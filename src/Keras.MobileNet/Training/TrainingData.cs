@@ -3,11 +3,7 @@ using Keras.MobileNet.Backend;
 using Keras.MobileNet.Config;
 using Keras.MobileNet.Data;
 using static TorchSharp.torch;
-using Keras.MobileNet.Engine;
-using Keras.MobileNet.Optim;
-using Keras.MobileNet.Inference;
 using Keras.MobileNet.Weights;
-using Keras.MobileNet.Sweeps;
 
 namespace Keras.MobileNet.Training;
 

@@ -6,11 +6,6 @@ using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
 using Keras.MobileNet.Runs;
-using Keras.MobileNet.Engine;
-using Keras.MobileNet.Optim;
-using Keras.MobileNet.Inference;
-using Keras.MobileNet.Sweeps;
-using Keras.MobileNet.Training;
 
 namespace Keras.MobileNet.Weights;
 

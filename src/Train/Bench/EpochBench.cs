@@ -2,14 +2,11 @@ using System.Diagnostics;
 using Keras.MobileNet.Architecture;
 using Keras.MobileNet.Data;
 using Keras.MobileNet.Model;
-using Keras.MobileNet.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 using Keras.MobileNet.Engine;
 using Keras.MobileNet.Optim;
-using Keras.MobileNet.Inference;
 using Keras.MobileNet.Weights;
-using Keras.MobileNet.Sweeps;
 
 namespace Keras.MobileNet.Bench;
 

@@ -1,15 +1,9 @@
 using System.Diagnostics;
 using Keras.MobileNet.Export;
 using Keras.MobileNet.Model;
-using Keras.MobileNet.Training;
 using static TorchSharp.torch;
 
 using Keras.MobileNet.Runs;
-using Keras.MobileNet.Engine;
-using Keras.MobileNet.Optim;
-using Keras.MobileNet.Inference;
-using Keras.MobileNet.Weights;
-using Keras.MobileNet.Sweeps;
 
 namespace Keras.MobileNet.Bench;
 

@@ -2,10 +2,7 @@ using System.Globalization;
 
 using Keras.MobileNet.Training;
 using Keras.MobileNet.Engine;
-using Keras.MobileNet.Optim;
-using Keras.MobileNet.Inference;
 using Keras.MobileNet.Weights;
-using Keras.MobileNet.Sweeps;
 
 namespace Keras.MobileNet.Cli;
 

@@ -1,11 +1,6 @@
 using System.Diagnostics;
 
-using Keras.MobileNet.Training;
 using Keras.MobileNet.Engine;
-using Keras.MobileNet.Optim;
-using Keras.MobileNet.Inference;
-using Keras.MobileNet.Weights;
-using Keras.MobileNet.Sweeps;
 
 namespace Keras.MobileNet.Cli;
 

@@ -2,10 +2,6 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 
-using Keras.MobileNet.Training;
-using Keras.MobileNet.Engine;
-using Keras.MobileNet.Optim;
-using Keras.MobileNet.Inference;
 using Keras.MobileNet.Weights;
 using Keras.MobileNet.Sweeps;
 

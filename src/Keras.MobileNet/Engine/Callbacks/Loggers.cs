@@ -1,10 +1,5 @@
 using System.Text.Json;
 using Keras.MobileNet.Runs;
-using Keras.MobileNet.Optim;
-using Keras.MobileNet.Inference;
-using Keras.MobileNet.Weights;
-using Keras.MobileNet.Sweeps;
-using Keras.MobileNet.Training;
 
 namespace Keras.MobileNet.Engine;
 

@@ -1,8 +1,3 @@
-using Keras.MobileNet.Optim;
-using Keras.MobileNet.Inference;
-using Keras.MobileNet.Weights;
-using Keras.MobileNet.Sweeps;
-using Keras.MobileNet.Training;
 
 namespace Keras.MobileNet.Engine;
 

@@ -1,9 +1,5 @@
 using TorchSharp;
-using Keras.MobileNet.Optim;
-using Keras.MobileNet.Inference;
 using Keras.MobileNet.Weights;
-using Keras.MobileNet.Sweeps;
-using Keras.MobileNet.Training;
 
 namespace Keras.MobileNet.Engine;
 
