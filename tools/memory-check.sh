@@ -69,5 +69,22 @@ cp "$work/run/model.json" "$work/claim-model.json"
 mkdir -p "$work/claim" && mv "$work/claim.safetensors" "$work/claim/best.safetensors" && mv "$work/claim-model.json" "$work/claim/model.json"
 measure "predict, safetensors claiming 2 GB" "$(size "$work/claim")" "${T[@]}" predict --checkpoint "$work/claim" "$work/many/1.png"
 
+# A 1.9 KB .pth whose zip entry declares 2 GB unpacked (before: 2.18 GB allocated from a 1.9 MB file).
+python3 - "$work/bomb.pth" <<'EOF'
+import struct, sys, zipfile
+with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as z:
+    z.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+    z.writestr("archive/data/0", b"\0" * 4096)
+b = bytearray(open(sys.argv[1], "rb").read())
+name = b"archive/data/0"
+for i in range(len(b) - 4):
+    sig = struct.unpack_from("<I", b, i)[0]
+    at, off = {0x04034b50: (30, 22), 0x02014b50: (46, 24)}.get(sig, (None, None))
+    if at and b[i + at:i + at + len(name)] == name:
+        struct.pack_into("<I", b, i + off, 2_000_000_000)
+open(sys.argv[1], "wb").write(bytes(b))
+EOF
+measure "train --weights, .pth declaring 2 GB" "$(size "$work/bomb.pth")" "${T[@]}" "${args[@]}" --weights "$work/bomb.pth" --out "$work/bomb-run"
+
 echo "memory check: $([ $failed = 0 ] && echo 'every command stayed under 2 GB' || echo FAILED)"
 exit $failed
