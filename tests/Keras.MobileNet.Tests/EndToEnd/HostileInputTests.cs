@@ -186,6 +186,7 @@ public sealed class HostileInputTests
         yield return Case("Early_stopping_negative", "--early-stopping must be 0 (off) or a number of epochs, not -1", "--early-stopping", "-1", "--estimate-only");
         yield return Case("Batch_size_int_max", "--batch-size must be 1 to 65536, not 2147483647", "--batch-size", "2147483647", "--estimate-only");
         yield return Case("Opset_99", "--opset must be 11 to 21", "export", "--checkpoint", "nowhere", "--onnx", "x.onnx", "--opset", "99");
+        yield return Case("Export_batch_int_max", "--batch must be dynamic or 1 to 65536, not 2147483647", "export", "--checkpoint", "nowhere", "--onnx", "x.onnx", "--batch", "2147483647");
         yield return Case("Merge_width_twice", "--width lists a width twice", "sweep", "merge", "--width", "0.35,0.35", "--out", "s");
         yield return Case("Merge_seed_twice", "--seeds lists a seed twice", "sweep", "merge", "--width", "0.35", "--seeds", "0,0", "--out", "s");
         yield return Case("Plot_a_run_twice", "is given twice: each run counts once in a comparison", "plot", "run", "./run/");
