@@ -13,12 +13,22 @@ namespace Keras.MobileNet.Cli;
 public static class Words
 {
     /// <summary>An enum option: its words are the run files' (Files.Word: "paper", "channels_last", "320"), any case.</summary>
-    public static Option<T> Choice<T>(string name, string description, T defaultValue) where T : struct, Enum => new(name)
+    /// <remarks>
+    /// Help shows the choices once, in the words users type (<c>--arch &lt;paper|notebook&gt;</c>), and the default once. So
+    /// there is no default-value factory (System.CommandLine would print the enum's own name, "[default: Paper]"): an
+    /// absent option is <c>default(T)</c>, and every choice's default is its enum's first member, which this checks.
+    /// </remarks>
+    public static Option<T> Choice<T>(string name, string description, T defaultValue) where T : struct, Enum
     {
-        Description = $"{description} ({string.Join(", ", Enum.GetValues<T>().Select(v => Files.Word(v)))}; default {Files.Word(defaultValue)})",
-        DefaultValueFactory = _ => defaultValue,
-        CustomParser = r => r.Tokens.Count == 0 ? defaultValue : Choice(r, Enum.GetValues<T>().ToDictionary(v => Files.Word(v), v => v)),
-    };
+        if (!EqualityComparer<T>.Default.Equals(defaultValue, default))
+            throw new InvalidOperationException($"{name}: the default {defaultValue} must be the first member of {typeof(T).Name}");
+        return new(name)
+        {
+            Description = $"{description} (default {Files.Word(defaultValue)})",
+            HelpName = string.Join('|', Enum.GetValues<T>().Select(v => Files.Word(v))),
+            CustomParser = r => r.Tokens.Count == 0 ? defaultValue : Choice(r, Enum.GetValues<T>().ToDictionary(v => Files.Word(v), v => v)),
+        };
+    }
 
     /// <summary>One of a few words, case-insensitive; anything else is a one-line usage error naming the choices.</summary>
     public static T Choice<T>(ArgumentResult r, Dictionary<string, T> values)
