@@ -66,6 +66,14 @@ public static class App
         return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
     }
 
+    /// <summary>The user's CUDA libtorch where TORCH_LIB_DIR and LIBTORCHSHARP_PATH are both set (docs/gpu.md), else null.</summary>
+    public static NativeLibTorch? NativeFromEnvironment() =>
+        Environment.GetEnvironmentVariable("TORCH_LIB_DIR") is { Length: > 0 } dir && Environment.GetEnvironmentVariable("LIBTORCHSHARP_PATH") is { Length: > 0 } sharp
+            ? new NativeLibTorch(dir, sharp) : null;
+
+    /// <summary>TORCH_CPP_LOG_LEVEL set by the user: libtorch's warnings are theirs to see.</summary>
+    public static bool KeepNativeLogLevel => Environment.GetEnvironmentVariable("TORCH_CPP_LOG_LEVEL") is not null;
+
     /// <summary>A test aid read from the environment, never an option: KM_THROTTLE_MS=N sleeps N ms after each training batch.</summary>
     public static int ThrottleMs { get; } = int.TryParse(Environment.GetEnvironmentVariable("KM_THROTTLE_MS"), out var ms) && ms > 0 ? ms : 0;
 
@@ -75,7 +83,7 @@ public static class App
         bool verbose = parse.GetValue(Verbose);
         try
         {
-            TorchRuntime.Initialize(); // before any TorchSharp call of the verb (an explicit step, not a module initializer)
+            TorchRuntime.Initialize(NativeFromEnvironment(), KeepNativeLogLevel); // before any TorchSharp call of the verb
             return body();
         }
         catch (Exception e) when (Unwrap(e) is var inner && inner is not OutOfMemoryException)

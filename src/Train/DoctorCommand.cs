@@ -11,7 +11,7 @@ public static class DoctorCommand
         var cmd = new Command("doctor", "Show the libraries, devices and cores the program will use, and how to fix what is missing");
         cmd.SetAction(p => App.Guard(p, () =>
         {
-            var findings = Doctor.Examine();
+            var findings = Doctor.Examine(App.NativeFromEnvironment(), Environment.GetEnvironmentVariable("CUDA_VISIBLE_DEVICES"));
             int pad = findings.Max(f => f.What.Length) + 2;
             foreach (var f in findings)
             {

@@ -83,7 +83,7 @@ public static class TrainCommand
                 Progress: (epochs, steps) => new ProgressPrinter(ProgressOutput.Console(), epochs, steps),
                 Stop: StopSignals.Listen, ThrottleMs: App.ThrottleMs);
             var results = Runner.TrainAll(opts, line => Console.WriteLine(App.Printable(line)), hooks, // plain lines: a suggested command must copy whole
-                commandWith: set => Words.CommandWith(args, set));
+                describe: recipe => Words.CommandWith(args, Shorter(recipe)));
             if (opts.EstimateOnly) return 0;
             // The run is complete and saved; a figure that cannot be drawn is reported, not a failed training.
             try { PlotCommand.AfterTraining(results); }
@@ -117,6 +117,14 @@ public static class TrainCommand
             WeightsBaseUrl = Environment.GetEnvironmentVariable(Pretrained.BaseUrlVariable),
             Out = o.Out ?? Path.Combine("reports", sweep ? $"{time}-sweep" : $"{time}-{Runs.Files.Word(o.Arch)}-w{o.Widths[0].ToString(System.Globalization.CultureInfo.InvariantCulture)}"),
         };
+    }
+
+    /// <summary>A shorter recipe as the option words that set it.</summary>
+    static Dictionary<string, string> Shorter(ShorterRecipe r)
+    {
+        var set = new Dictionary<string, string> { ["--image-size"] = $"{r.ImageSize}", ["--epochs"] = $"{r.Epochs}" };
+        if (r.Size is ImagenetteSize size) set["--size"] = Runs.Files.Word(size);
+        return set;
     }
 
     /// <summary>A training command line parsed by the table alone (its own root): the parse, with its errors, and the options.</summary>

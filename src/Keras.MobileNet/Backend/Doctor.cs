@@ -14,13 +14,14 @@ public static partial class Doctor
         "no CUDA: build with -p:TorchBackend=cuda where TorchSharp-cuda-linux is served, or build LibTorchSharp against " +
         "your PyTorch with tools/gpu/build-libtorchsharp.sh and set TORCH_LIB_DIR and LIBTORCHSHARP_PATH (docs/gpu.md)";
 
-    public static IReadOnlyList<Finding> Examine()
+    /// <param name="cudaVisibleDevices">CUDA_VISIBLE_DEVICES as the command line read it (shown where it is set).</param>
+    public static IReadOnlyList<Finding> Examine(NativeLibTorch? native = null, string? cudaVisibleDevices = null)
     {
-        TorchRuntime.Initialize();
+        TorchRuntime.Initialize(native);
         var found = new List<Finding>
         {
             new("TorchSharp", typeof(torch).Assembly.GetName().Version?.ToString(3) ?? "?", null),
-            new("backend", string.IsNullOrEmpty(Environment.GetEnvironmentVariable("TORCH_LIB_DIR")) ? "TorchSharp-cpu package" : $"libtorch from {Environment.GetEnvironmentVariable("TORCH_LIB_DIR")}"),
+            new("backend", TorchRuntime.Native is { } n ? $"libtorch from {n.LibDir}" : "TorchSharp-cpu package"),
         };
         string? libtorch = TorchRuntime.LoadedLibrary("libtorch_cpu.so");
         found.Add(new("libtorch", libtorch is null ? "not mapped" : $"{LibTorchVersion(libtorch) ?? "version unknown"} from {Path.GetDirectoryName(libtorch)}"));
@@ -40,8 +41,7 @@ public static partial class Doctor
                 found.Add(new($"cuda:{i}", $"{Nvml.DeviceName(i) ?? "?"}, {(Nvml.TotalBytes(i) is long t ? $"{t / 1073741824.0:F1} GiB" : "memory ?")}, " +
                     $"compute capability {(cc is var (ma, mi) ? $"{ma}.{mi}" : "?")}, bf16 {(cc is var (m, _) ? (m >= 8 ? "yes" : "no (needs 8.0)") : "?")}"));
             }
-            string? visible = Environment.GetEnvironmentVariable("CUDA_VISIBLE_DEVICES");
-            if (visible is not null) found.Add(new("CUDA_VISIBLE_DEVICES", visible));
+            if (cudaVisibleDevices is not null) found.Add(new("CUDA_VISIBLE_DEVICES", cudaVisibleDevices));
         }
         found.Add(new("data pipeline", $"{Environment.ProcessorCount} cores (the default --workers)",
             Environment.ProcessorCount < 8 && cuda ? "fewer than 8 cores may not feed a GPU: see bench epoch" : null));

@@ -21,18 +21,23 @@ public static class TorchRuntime
     /// <summary>What the GLIBCXX check found when the CPU package was loaded.</summary>
     public static string GlibcxxPatch { get; private set; } = "not checked (a CUDA libtorch was loaded)";
 
+    /// <summary>The user's own libtorch this process loaded, or null (the package's).</summary>
+    public static NativeLibTorch? Native { get; private set; }
+
     /// <summary>
     /// Loads libtorch: call it before the first TorchSharp call (the command line does for every verb but doctor, the
     /// tests in their set-up), since the native library must be patched (or the CUDA libtorch loaded) before
     /// TorchSharp's own loader first runs. Idempotent.
     /// </summary>
-    public static void Initialize()
+    /// <param name="native">A CUDA libtorch of the user's and the LibTorchSharp built against it (the command line reads
+    /// TORCH_LIB_DIR and LIBTORCHSHARP_PATH); null: the TorchSharp package's own libtorch.</param>
+    /// <param name="keepNativeLogLevel">Leave libtorch's log level as it is (the user set TORCH_CPP_LOG_LEVEL).</param>
+    public static void Initialize(NativeLibTorch? native = null, bool keepNativeLogLevel = false)
     {
         lock (Gate)
         {
             if (initialized) return;
-            string? libDir = Environment.GetEnvironmentVariable("TORCH_LIB_DIR");
-            string? sharp = Environment.GetEnvironmentVariable("LIBTORCHSHARP_PATH");
+            string? libDir = native?.LibDir, sharp = native?.LibTorchSharp;
             if (!string.IsNullOrEmpty(libDir) && !string.IsNullOrEmpty(sharp))
             {
                 foreach (var lib in CudaLibTorchOrder)
@@ -57,7 +62,8 @@ public static class TorchRuntime
                 }
                 torch.InitializeDeviceType(DeviceType.CPU);
             }
-            QuietNativeWarnings();
+            if (!keepNativeLogLevel) QuietNativeWarnings();
+            Native = native;
             initialized = true;
         }
     }
@@ -70,7 +76,7 @@ public static class TorchRuntime
     /// </summary>
     static void QuietNativeWarnings()
     {
-        if (Environment.GetEnvironmentVariable("TORCH_CPP_LOG_LEVEL") is not null || !OperatingSystem.IsLinux()) return;
+        if (!OperatingSystem.IsLinux()) return;
         string? c10 = LoadedLibrary("libc10.so");
         if (c10 is null || !NativeLibrary.TryLoad(c10, out var handle)) return;
         if (NativeLibrary.TryGetExport(handle, "FLAGS_caffe2_log_level", out var level)) Marshal.WriteInt32(level, 2); // ERROR
@@ -130,7 +136,10 @@ public static class TorchRuntime
         if (!cuda) throw new UserError($"--device {choice}: no CUDA device is available; run 'Train doctor' to see why and what to do");
         int count = torch.cuda.device_count();
         if (choice.Index >= count)
-            throw new UserError($"--device {choice}: there are {count} visible CUDA device(s), cuda:0 to cuda:{count - 1} (CUDA_VISIBLE_DEVICES={Environment.GetEnvironmentVariable("CUDA_VISIBLE_DEVICES") ?? "unset"})");
+            throw new UserError($"--device {choice}: there are {count} visible CUDA device(s), cuda:0 to cuda:{count - 1} (CUDA_VISIBLE_DEVICES decides which are visible)");
         return choice.Index is int i ? torch.device(DeviceType.CUDA, i) : torch.CUDA;
     }
 }
+
+/// <summary>A CUDA libtorch of the user's: the folder of its libraries and the LibTorchSharp built against it.</summary>
+public sealed record NativeLibTorch(string LibDir, string LibTorchSharp);

@@ -23,10 +23,10 @@ public static class Runner
     /// Trains every run in turn (one, or each cell of a sweep, or the one cell of --task-index); returns one result per
     /// run (a comparison is drawn by the caller). A sweep cell that is complete is skipped and a partial one resumes.
     /// </summary>
-    /// <param name="commandWith">The user's command line with some options set to other values (the command line's own
-    /// words); without it the shorter recipe is printed as options.</param>
+    /// <param name="describe">How to show a shorter recipe (the command line: the user's own command with those values);
+    /// without it, the recipe's fields.</param>
     public static List<RunResult> TrainAll(TrainOptions o, Action<string> log, RunHooks? hooks = null,
-        Func<IReadOnlyDictionary<string, string>, string>? commandWith = null)
+        Func<ShorterRecipe, string>? describe = null)
     {
         o.Validate();
         hooks ??= RunHooks.None;
@@ -55,7 +55,7 @@ public static class Runner
             SingleRun.CheckSameRun(folder, cellOptions, w);
         }
         var fresh = todo.Where(t => !t.Options.Resume).Select(t => t.Width).ToList();
-        var estimates = fresh.Count == 0 ? null : PrintEstimate(o, fresh, device, log, commandWith);
+        var estimates = fresh.Count == 0 ? null : PrintEstimate(o, fresh, device, log, describe);
         if (o.EstimateOnly || todo.Count == 0) return results;
         string? weights = o.Weights is null ? null : Pretrained.Resolve(o.Weights, o.Data, o.WeightsBaseUrl, log: log); // on --resume too: its preprocessing
         var data = TrainingData.Load(o, device, log, weights);
@@ -89,7 +89,7 @@ public static class Runner
     /// a shorter recipe that fits. Returns the estimate per width.
     /// </summary>
     static Dictionary<double, double> PrintEstimate(TrainOptions o, IReadOnlyList<double> runWidths, Device device, Action<string> log,
-        Func<IReadOnlyDictionary<string, string>, string>? commandWith)
+        Func<ShorterRecipe, string>? describe)
     {
         var (trainImages, valImages, classes) = ImageCounts(o);
         var shape = new RunShape(trainImages, valImages, o.BatchSize, o.Epochs, o.ImageSize);
@@ -100,14 +100,17 @@ public static class Runner
         var runs = runWidths.Select(w => costs.First(c => c.Width == w)).ToList();
         foreach (var line in Estimate.Lines(shape, runs, device.ToString())) log(line);
         if (probeBatch < o.BatchSize)
-            log($"  (timed at batch {probeBatch}: {trainImages} train images are fewer than --batch-size {o.BatchSize}, so no batch is larger)");
+            log($"  (timed at batch {probeBatch}: {trainImages} train images are fewer than the batch size {o.BatchSize}, so no batch is larger)");
         double total = Estimate.WholeSeconds(shape, runs);
         if (device.type == TorchSharp.DeviceType.CPU && Estimate.Shorter(total, 3600, o.ImageSize, o.Epochs) is var (size, epochs))
         {
-            var set = new Dictionary<string, string> { ["--image-size"] = $"{size}", ["--epochs"] = $"{epochs}" };
-            if (o.Dataset == DatasetKind.Imagenette && o.Size == ImagenetteSize.Full) set["--size"] = "160"; // a 99 MB download instead of 1.5 GB
-            log($"that is long for a CPU; a shorter recipe that fits in about an hour here: {commandWith?.Invoke(set) ?? string.Join(' ', set.Select(kv => $"{kv.Key} {kv.Value}"))}");
+            var recipe = new ShorterRecipe(size, epochs,
+                o.Dataset == DatasetKind.Imagenette && o.Size == ImagenetteSize.Full ? ImagenetteSize.Px160 : null); // a 99 MB download instead of 1.5 GB
+            log($"that is long for a CPU; a shorter recipe that fits in about an hour here: {describe?.Invoke(recipe) ?? recipe.ToString()}");
         }
         return costs.ToDictionary(c => c.Width, c => Estimate.WholeSeconds(shape, [c]));
     }
 }
+
+/// <summary>A recipe that fits in about an hour on this CPU: a smaller image size, fewer epochs, the 160 px Imagenette where the full one was asked.</summary>
+public sealed record ShorterRecipe(int ImageSize, int Epochs, ImagenetteSize? Size);

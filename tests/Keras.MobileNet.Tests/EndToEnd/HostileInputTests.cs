@@ -118,7 +118,7 @@ public sealed class HostileInputTests
     {
         var r = Cli.Run(work, Train(Path.Combine(work, "big-batch"), "--estimate-only", "--batch-size", "3000"));
         Assert.That(r.ExitCode, Is.Zero, r.Out + r.Err);
-        Assert.That(r.Out, Does.Contain("(timed at batch 30: 30 train images are fewer than --batch-size 3000, so no batch is larger)"));
+        Assert.That(r.Out, Does.Contain("(timed at batch 30: 30 train images are fewer than the batch size 3000, so no batch is larger)"));
     }
     /// <summary>A finished copy of a small run on its own copy of the data, in a folder under work.</summary>
     (string Folder, string Data) OwnRun(string name)
