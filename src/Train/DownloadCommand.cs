@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Keras.MobileNet.Data;
+using Keras.MobileNet.Downloads;
 using Spectre.Console;
 
 namespace Keras.MobileNet.Cli;

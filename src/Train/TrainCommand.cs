@@ -2,6 +2,7 @@ using System.CommandLine;
 using Keras.MobileNet.Architecture;
 using Keras.MobileNet.Config;
 using Keras.MobileNet.Data;
+using Keras.MobileNet.Downloads;
 using Keras.MobileNet.Training;
 using Keras.MobileNet.Engine;
 using Keras.MobileNet.Optim;

@@ -1,6 +1,7 @@
 using Keras.MobileNet.Architecture;
 using Keras.MobileNet.Backend;
 using Keras.MobileNet.Data;
+using Keras.MobileNet.Downloads;
 using System.Text.Json.Serialization;
 using Keras.MobileNet.Model;
 

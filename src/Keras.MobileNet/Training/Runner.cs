@@ -3,6 +3,7 @@ using Keras.MobileNet.Architecture;
 using Keras.MobileNet.Backend;
 using Keras.MobileNet.Config;
 using Keras.MobileNet.Data;
+using Keras.MobileNet.Downloads;
 using Keras.MobileNet.Runs;
 using static TorchSharp.torch;
 using Keras.MobileNet.Weights;

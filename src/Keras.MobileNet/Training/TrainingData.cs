@@ -2,6 +2,7 @@ using Keras.MobileNet.Runs;
 using Keras.MobileNet.Backend;
 using Keras.MobileNet.Config;
 using Keras.MobileNet.Data;
+using Keras.MobileNet.Downloads;
 using static TorchSharp.torch;
 using Keras.MobileNet.Weights;
 

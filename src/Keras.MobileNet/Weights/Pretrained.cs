@@ -2,6 +2,7 @@ using System.Collections;
 using System.Text.RegularExpressions;
 using Keras.MobileNet.Backend;
 using Keras.MobileNet.Data;
+using Keras.MobileNet.Downloads;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 

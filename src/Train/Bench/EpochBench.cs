@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Keras.MobileNet.Architecture;
 using Keras.MobileNet.Data;
+using Keras.MobileNet.Downloads;
 using Keras.MobileNet.Model;
 using TorchSharp;
 using static TorchSharp.torch;

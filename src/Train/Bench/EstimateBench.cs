@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.RegularExpressions;
 using Keras.MobileNet.Config;
 using Keras.MobileNet.Data;
+using Keras.MobileNet.Downloads;
 using Keras.MobileNet.Training;
 
 namespace Keras.MobileNet.Cli;

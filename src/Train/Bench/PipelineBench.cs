@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Keras.MobileNet.Data;
+using Keras.MobileNet.Downloads;
 using static TorchSharp.torch;
 
 namespace Keras.MobileNet.Bench;

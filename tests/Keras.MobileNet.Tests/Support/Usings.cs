@@ -2,6 +2,7 @@ global using Keras.MobileNet.Config;
 global using Keras.MobileNet.Runs;
 global using Keras.MobileNet.Architecture;
 global using Keras.MobileNet.Data;
+global using Keras.MobileNet.Downloads;
 global using Keras.MobileNet.Model;
 global using Keras.MobileNet.Training;
 global using Keras.MobileNet.Sweeps;

@@ -3,7 +3,7 @@ using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using Keras.MobileNet.Backend;
 
-namespace Keras.MobileNet.Data;
+namespace Keras.MobileNet.Downloads;
 
 public readonly record struct DownloadProgress(long Bytes, long? Total, double BytesPerSecond);
 

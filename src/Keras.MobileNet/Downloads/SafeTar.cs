@@ -2,7 +2,7 @@ using System.Formats.Tar;
 using System.IO.Compression;
 using Keras.MobileNet.Backend;
 
-namespace Keras.MobileNet.Data;
+namespace Keras.MobileNet.Downloads;
 
 /// <summary>
 /// Extracts .tgz archives with .NET's tar and gzip readers under the rules of Python tarfile's "data" filter, judged

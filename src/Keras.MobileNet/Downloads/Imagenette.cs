@@ -3,7 +3,7 @@ using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using Keras.MobileNet.Backend;
 
-namespace Keras.MobileNet.Data;
+namespace Keras.MobileNet.Downloads;
 
 /// <summary>Imagenette's three downloads (the JSON names are the command line's words).</summary>
 public enum ImagenetteSize
