@@ -32,9 +32,7 @@ public static class SweepCommand
     {
         double[] widths = p.GetValue(g.Width)!;
         long[] seeds = p.GetValue(g.Seeds)!;
-        // A value twice would count one run twice in every mean and sd.
-        if (widths.Distinct().Count() != widths.Length) throw new ArgumentException("--width lists a width twice");
-        if (seeds.Distinct().Count() != seeds.Length) throw new ArgumentException("--seeds lists a seed twice");
+        Config.TrainOptions.RequireDistinct(widths, seeds);
         return new SweepGrid(Files.Word(p.GetValue(g.Arch)), widths, seeds, p.GetValue(g.Out)!);
     }
 

@@ -31,4 +31,14 @@ public static class AtomicFile
             throw;
         }
     }
+
+    static readonly System.Text.RegularExpressions.Regex TempName = new(@"^(?<name>.+)\.(?<pid>\d+)\.tmp(\.\w+)?$");
+
+    /// <summary>
+    /// The file name a temp name of <see cref="Write"/> stands for, and the process that wrote it (NAME.PID.tmp, or with
+    /// a suffix such as .tmp.png); null for any other name. What a clean-up may remove is decided from this, never from a
+    /// bare "*.tmp".
+    /// </summary>
+    public static (string Target, int Pid)? TempOf(string fileName) =>
+        TempName.Match(fileName) is { Success: true } m && int.TryParse(m.Groups["pid"].Value, out int pid) ? (m.Groups["name"].Value, pid) : null;
 }

@@ -15,7 +15,7 @@ public static partial class FileKind
     [LibraryImport("libSystem.Native", EntryPoint = "SystemNative_Stat", StringMarshalling = StringMarshalling.Utf8)]
     private static unsafe partial int NativeStat(string path, byte* status);
 
-    const int TypeMask = 0xF000, Fifo = 0x1000, Char = 0x2000, Dir = 0x4000, Block = 0x6000, Reg = 0x8000;
+    const int TypeMask = 0xF000, Dir = 0x4000, Reg = 0x8000;
 
     public static PathKind Of(string path) => Stat(path).Kind;
 
@@ -45,23 +45,10 @@ public static partial class FileKind
     }
 
     /// <summary>Throws a <see cref="UserError"/> unless <paramref name="path"/> is missing or a regular file (or a link to one).</summary>
-    public static void RequireRegularOrMissing(string path, string what = "")
+    public static void RequireRegularOrMissing(string path)
     {
         var kind = Of(path);
         if (kind is PathKind.Missing or PathKind.Regular) return;
-        throw new UserError($"{path}{what} exists and is not a regular file ({(kind == PathKind.Directory ? "a folder" : "a device, FIFO or socket")}); nothing was written to it");
-    }
-
-    /// <summary>Throws a <see cref="UserError"/> unless <paramref name="path"/> is a regular file (or a link to one) of at most <paramref name="maxBytes"/>.</summary>
-    public static void RequireReadable(string path, long maxBytes, string what = "file")
-    {
-        var (kind, length) = Stat(path);
-        switch (kind)
-        {
-            case PathKind.Missing: throw new UserError($"{what} {path} does not exist");
-            case PathKind.Directory: throw new UserError($"{what} {path} is a folder, not a file");
-            case PathKind.Special: throw new UserError($"{what} {path} is not a regular file (a device, FIFO or socket); only regular files are read");
-        }
-        if (length > maxBytes) throw new UserError($"{what} {path} is {length:N0} bytes, over the limit of {maxBytes:N0}");
+        throw new UserError($"{path} exists and is not a regular file ({(kind == PathKind.Directory ? "a folder" : "a device, FIFO or socket")}); nothing was written to it");
     }
 }

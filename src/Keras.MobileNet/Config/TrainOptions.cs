@@ -130,6 +130,13 @@ public sealed record TrainOptions
     [JsonPropertyName("phase_two_lr")]
     public double PhaseTwoLr => FineTuneLr ?? Lr / 10;
 
+    /// <summary>A width or a seed given twice would count one run twice in every mean and sd of a comparison.</summary>
+    public static void RequireDistinct(IReadOnlyCollection<double> widths, IReadOnlyCollection<long>? seeds)
+    {
+        if (seeds is not null && seeds.Distinct().Count() != seeds.Count) throw new ArgumentException("--seeds lists a seed twice");
+        if (widths.Distinct().Count() != widths.Count) throw new ArgumentException("--width lists a width twice");
+    }
+
     /// <summary>The rules between values (ranges and combinations); a broken one is an ArgumentException naming the option.</summary>
     public void Validate()
     {
@@ -154,8 +161,7 @@ public sealed record TrainOptions
             throw new ArgumentException($"--base-url must be an http:// or https:// address, not '{url}'");
         if (Resume && Out is null) throw new ArgumentException("--resume needs --out RUN_DIR (the run to continue)");
         if (Seeds is { Length: 0 }) throw new ArgumentException("--seeds needs at least one value");
-        if (Seeds is not null && Seeds.Distinct().Count() != Seeds.Length) throw new ArgumentException("--seeds lists a seed twice");
-        if (Widths.Distinct().Count() != Widths.Length) throw new ArgumentException("--width lists a width twice");
+        RequireDistinct(Widths, Seeds);
         if (TaskIndex is int ti && ti < 0) throw new ArgumentException($"--task-index must be >= 0, not {ti}");
         if (TaskIndex is not null && Out is null) throw new ArgumentException("--task-index needs --out SWEEP_DIR (the folder every task shares)");
         if (TaskIndex is not null && Widths.Length == 1 && Seeds is null) throw new ArgumentException("--task-index needs a sweep: several --width values or --seeds");

@@ -132,8 +132,7 @@ public sealed class InMemoryDataset : IImageDataset
             var s = split.Samples[i];
             ok[i] = log.TryRead(s.Path, () =>
             {
-                ImageOps.CheckFile(s.Path);
-                var bytes = File.ReadAllBytes(s.Path);
+                var bytes = ImageOps.ReadFile(s.Path);
                 var prepared = transform.Prepare(ImageOps.Decode(bytes, s.Path, maxPixels));
                 if (prepared.Bytes > KeepEncodedAbove && prepared.Bytes > (long)KeepEncodedRatio * bytes.Length) raw[i] = bytes;
                 else loaded[i] = prepared;

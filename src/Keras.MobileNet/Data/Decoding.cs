@@ -37,37 +37,43 @@ public static partial class ImageOps
         // Large images decode one at a time: each needs an RGBA buffer beside its RGB copy (7000x7000: 196 + 147 MB),
         // and parallel workers decoding several at once set the process's peak, not the dataset.
         bool large = (long)info.Width * info.Height > LargeImagePixels;
-        if (large) LargeDecodes.Wait();
-        try { return Decode(codec, info, path); }
-        finally { if (large) LargeDecodes.Release(); }
+        if (!large) return Decode(codec, info, path, large);
+        LargeDecodes.Wait();
+        try { return Decode(codec, info, path, large); }
+        finally { LargeDecodes.Release(); }
     }
 
     /// <summary>Images above this many pixels are decoded one at a time.</summary>
     public const long LargeImagePixels = 8_000_000;
     static readonly SemaphoreSlim LargeDecodes = new(1, 1);
 
-    static RgbImage Decode(SKCodec codec, SKImageInfo info, string path)
+    static RgbImage Decode(SKCodec codec, SKImageInfo info, string path, bool large)
     {
-        if ((long)info.Width * info.Height > LargeImagePixels && DecodeByRows(codec, info, path) is { } rows) return rows;
+        if (large && DecodeByRows(codec, info, path) is { } rows) return rows;
         // A pooled buffer: a fresh large array per image (zeroed, on the large-object heap) cost 15% of the decode. Not for
         // large images: the pool would keep a buffer of hundreds of megabytes for the life of the process.
-        bool pooled = (long)info.Width * info.Height <= LargeImagePixels;
-        var rgba = pooled ? System.Buffers.ArrayPool<byte>.Shared.Rent(checked((int)info.BytesSize64)) : new byte[info.BytesSize64];
+        var rgba = large ? new byte[info.BytesSize64] : System.Buffers.ArrayPool<byte>.Shared.Rent(checked((int)info.BytesSize64));
         try
         {
             var decoded = Decode(codec, info, rgba);
             if (decoded != SKCodecResult.Success)
                 throw new BadImageException(path, decoded == SKCodecResult.IncompleteInput ? "truncated image data" : $"cannot be decoded ({decoded})");
             var pixels = new byte[(long)info.Width * info.Height * 3];
-            for (long i = 0, j = 0; i < pixels.LongLength; i += 3, j += 4)
-            {
-                pixels[i] = rgba[j];
-                pixels[i + 1] = rgba[j + 1];
-                pixels[i + 2] = rgba[j + 2];
-            }
+            DropAlpha(rgba, pixels, info.Width * info.Height);
             return new RgbImage(info.Width, info.Height, pixels);
         }
-        finally { if (pooled) System.Buffers.ArrayPool<byte>.Shared.Return(rgba); }
+        finally { if (!large) System.Buffers.ArrayPool<byte>.Shared.Return(rgba); }
+    }
+
+    /// <summary>The RGB bytes of the first <paramref name="count"/> RGBA pixels: alpha dropped, as Pillow's convert("RGB").</summary>
+    static void DropAlpha(ReadOnlySpan<byte> rgba, Span<byte> rgb, int count)
+    {
+        for (int i = 0, j = 0; i < count * 3; i += 3, j += 4)
+        {
+            rgb[i] = rgba[j];
+            rgb[i + 1] = rgba[j + 1];
+            rgb[i + 2] = rgba[j + 2];
+        }
     }
 
     /// <summary>
@@ -79,7 +85,7 @@ public static partial class ImageOps
         if (codec.StartScanlineDecode(info) != SKCodecResult.Success || codec.ScanlineOrder != SKCodecScanlineOrder.TopDown) return null;
         const int band = 64;
         var pixels = new byte[(long)info.Width * info.Height * 3];
-        var rgba = new byte[(long)info.RowBytes * band];
+        var rgba = new byte[info.RowBytes * band];
         for (int y = 0; y < info.Height; y += band)
         {
             int rows = Math.Min(band, info.Height - y);
@@ -87,12 +93,7 @@ public static partial class ImageOps
             fixed (byte* p = rgba) got = codec.GetScanlines((IntPtr)p, rows, info.RowBytes);
             if (got != rows) throw new BadImageException(path, "truncated image data");
             for (int r = 0; r < rows; r++)
-                for (long x = 0, i = ((long)(y + r) * info.Width) * 3, j = (long)r * info.RowBytes; x < info.Width; x++, i += 3, j += 4)
-                {
-                    pixels[i] = rgba[j];
-                    pixels[i + 1] = rgba[j + 1];
-                    pixels[i + 2] = rgba[j + 2];
-                }
+                DropAlpha(rgba.AsSpan(r * info.RowBytes), pixels.AsSpan((y + r) * info.Width * 3), info.Width);
         }
         return new RgbImage(info.Width, info.Height, pixels);
     }
@@ -132,10 +133,13 @@ public static partial class ImageOps
         }
     }
 
-    public static RgbImage DecodeFile(string path, long maxPixels = DefaultMaxPixels)
+    public static RgbImage DecodeFile(string path, long maxPixels = DefaultMaxPixels) => Decode(ReadFile(path), path, maxPixels);
+
+    /// <summary>An image file's bytes, after <see cref="CheckFile"/>.</summary>
+    public static byte[] ReadFile(string path)
     {
         CheckFile(path);
-        return Decode(File.ReadAllBytes(path), path, maxPixels);
+        return File.ReadAllBytes(path);
     }
 
     /// <summary>The most bytes one image file may have (a 50-megapixel PNG without compression is 150 MB).</summary>

@@ -215,8 +215,10 @@ public static partial class Imagenette
         string folder = Path.Combine(dataDir, archive.Folder);
         if (Directory.Exists(Path.Combine(folder, "train")) && Directory.Exists(Path.Combine(folder, "val"))) return folder;
         string file = Path.Combine(dataDir, archive.FileName);
+        // Nothing bigger than the archive is written for it: a mirror sending more is stopped at its known size.
+        policy ??= DownloadPolicy.Default;
         await Download.EnsureFileAsync(http, file, baseUrl ?? DefaultBaseUrl,
-            archive.Md5, archive.Sha256, progress, log, ct, policy);
+            archive.Md5, archive.Sha256, progress, log, ct, policy with { MaxBytes = Math.Min(policy.MaxBytes, archive.Bytes) });
         log?.Invoke($"extracting {file} -> {folder}");
         string staging = folder + ".staging";
         if (Directory.Exists(staging)) Directory.Delete(staging, true);

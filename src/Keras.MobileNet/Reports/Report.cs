@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Keras.MobileNet.Backend;
 using Keras.MobileNet.Runs;
 
 namespace Keras.MobileNet.Reports;
@@ -16,28 +17,23 @@ public static class Report
         var written = new List<string>();
         string P(string name) { var p = Path.Combine(outDir, name); written.Add(p); return p; }
         var ordered = runs.OrderByDescending(r => r.Width).ToList();
-        Figures.Curves(ordered, P("curves.png"), size);
-        CostFigure.Draw(ordered, P("accuracy_vs_cost.png"), size);
-        Figures.LearningRate(ordered, P("lr.png"), size);
+        Figures.Curves(ordered, P(RunReader.CurvesFigure), size);
+        CostFigure.Draw(ordered, P(RunReader.CostFigure), size);
+        Figures.LearningRate(ordered, P(RunReader.LrFigure), size);
         // A confusion figure of thousands of classes is gigabytes of pixels and unreadable: confusion.json keeps the counts.
-        if (runs.Count == 1 && runs[0].Confusion is { } c && c.Classes.Length <= MaxConfusionClasses) Figures.Confusion(c, P("confusion.png"), size);
-        Files.WriteAtomic(P("report.md"), Markdown(ordered, outDir, written));
+        if (runs.Count == 1 && runs[0].Confusion is { } c && c.Classes.Length <= MaxConfusionClasses) Figures.Confusion(c, P(RunReader.ConfusionFigure), size);
+        Files.WriteAtomic(P(RunReader.ReportFile), Markdown(ordered, outDir, written));
         return written;
     }
 
     /// <summary>The most classes confusion.png is drawn for.</summary>
     public const int MaxConfusionClasses = 200;
 
-    /// <summary>The names this drawing writes; their temp files (NAME.PID.tmp[.png]) are the only ones it ever removes.</summary>
-    public static readonly string[] Names = ["curves.png", "accuracy_vs_cost.png", "lr.png", "confusion.png", "report.md"];
-
-    /// <summary>Temp files of these names that a killed drawing left (its process is gone).</summary>
+    /// <summary>Temp files of the names a drawing writes that a killed drawing left (its process is gone); no other file.</summary>
     static void RemoveStaleTemps(string outDir)
     {
-        var pattern = new System.Text.RegularExpressions.Regex(@"^(?<name>.+)\.(?<pid>\d+)\.tmp(\.png)?$");
         foreach (var f in Directory.GetFiles(outDir))
-            if (pattern.Match(Path.GetFileName(f)) is { Success: true } m && Names.Contains(m.Groups["name"].Value)
-                && int.TryParse(m.Groups["pid"].Value, out int pid) && !Alive(pid))
+            if (AtomicFile.TempOf(Path.GetFileName(f)) is var (target, pid) && RunReader.Drawn.Contains(target) && !Alive(pid))
                 File.Delete(f);
     }
 

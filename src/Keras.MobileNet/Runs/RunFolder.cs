@@ -29,16 +29,14 @@ public sealed class RunFolder : IDisposable
     const string Signature = "keras-mobilenet run folder\n";
 
     /// <summary>The files a run writes at the top of its folder (figures and report.md included); nothing else there is ever replaced or removed.</summary>
-    public static readonly IReadOnlySet<string> OwnFiles = new HashSet<string>(StringComparer.Ordinal)
-    {
+    public static readonly IReadOnlySet<string> OwnFiles = new HashSet<string>(
+    [
         RunReader.Card, RunReader.Options, DataRecord.File, RunReader.State, RunReader.Summary, RunReader.History, RunReader.Confusion, RunReader.Best,
-        "history.json", "last.safetensors", "curves.png", "accuracy_vs_cost.png", "lr.png", "confusion.png", "report.md",
-    };
+        "history.json", "last.safetensors", .. RunReader.Drawn,
+    ], StringComparer.Ordinal);
 
     static readonly System.Text.RegularExpressions.Regex CheckpointName = new(@"^epoch-\d{4,}\.(safetensors|optimizer\.bin)$"),
-        CheckpointTemp = new(@"^epoch-\d{4,}\.(safetensors|optimizer\.bin)\.\d+\.tmp$"),
-        EventName = new(@"^events\.out\.tfevents\.\d{4,}\.keras-mobilenet$"), EventTemp = new(@"^\.events-\d{4,}\.\d+\.tmp$"),
-        TopTemp = new(@"^(?<name>.+)\.\d+\.tmp(\.png)?$");
+        EventName = new(@"^events\.out\.tfevents\.\d{4,}\.keras-mobilenet$"), EventTemp = new(@"^\.events-\d{4,}\.\d+\.tmp$");
 
     /// <summary>
     /// Opens a run folder for a fresh start: creates it if needed and takes its lock. A folder that exists, is not
@@ -205,8 +203,9 @@ public sealed class RunFolder : IDisposable
             .Where(k => k is not null).Select(k => System.IO.Path.GetFullPath(P(k!))).ToHashSet();
         static IEnumerable<string> Matching(string dir, Func<string, bool> ours) =>
             Directory.Exists(dir) ? Directory.GetFiles(dir).Where(f => ours(System.IO.Path.GetFileName(f))) : [];
-        var doomed = Matching(P("checkpoints"), n => CheckpointTemp.IsMatch(n) || CheckpointName.IsMatch(n) && !keep.Contains(System.IO.Path.GetFullPath(P("checkpoints/" + n)))).ToList();
-        doomed.AddRange(Matching(Path, n => TopTemp.Match(n) is { Success: true } m && OwnFiles.Contains(m.Groups["name"].Value)));
+        var doomed = Matching(P("checkpoints"), n => AtomicFile.TempOf(n) is var (t, _) && CheckpointName.IsMatch(t)
+            || CheckpointName.IsMatch(n) && !keep.Contains(System.IO.Path.GetFullPath(P("checkpoints/" + n)))).ToList();
+        doomed.AddRange(Matching(Path, n => AtomicFile.TempOf(n) is var (t, _) && OwnFiles.Contains(t)));
         var events = Enumerable.Range(1, committed).Select(e => EventFile.Name(e)).ToHashSet();
         doomed.AddRange(Matching(TensorBoardDir, n => EventTemp.IsMatch(n) || EventName.IsMatch(n) && !events.Contains(n)));
         foreach (var f in doomed.Order(StringComparer.Ordinal))

@@ -9,6 +9,12 @@ public static class RunReader
     public const string Card = "model.json", State = "trainer_state.json", Summary = "summary.json", History = "history.csv",
         Confusion = "confusion.json", Options = "options.json", Best = "best.safetensors";
 
+    /// <summary>The figures and report a drawing writes into a run's (or a comparison's) folder.</summary>
+    public const string CurvesFigure = "curves.png", CostFigure = "accuracy_vs_cost.png", LrFigure = "lr.png", ConfusionFigure = "confusion.png",
+        ReportFile = "report.md";
+
+    public static readonly IReadOnlyList<string> Drawn = [CurvesFigure, CostFigure, LrFigure, ConfusionFigure, ReportFile];
+
     /// <summary>
     /// A finished run in this folder (its state says finished and its summary is written: all epochs, or an early
     /// stop), or null: what a sweep skips, and what its merge waits for.

@@ -20,8 +20,6 @@ public static class ProgressLayout
 
     static string F4(double v) => double.IsFinite(v) ? v.ToString("F4", CultureInfo.InvariantCulture) : "-";
 
-    public static string Duration(TimeSpan t) => Estimate.Duration(t);
-
     /// <summary>
     /// One line of at most <paramref name="width"/> - 1 characters (the last column of a terminal wraps):
     /// "Epoch 3/10 [=====>    ] 12/148 loss 0.7543 acc 0.8250 ETA 0:42 123 img/s". Dropped first: img/s, acc, ETA,
@@ -35,7 +33,7 @@ public static class ProgressLayout
         var optional = new List<(string Text, int Drop)>();
         if (double.IsFinite(s.Loss)) optional.Add(($"loss {F4(s.Loss)}", 1));
         if (double.IsFinite(s.Accuracy)) optional.Add(($"acc {F4(s.Accuracy)}", 3));
-        if (s.Eta is TimeSpan eta) optional.Add(($"ETA {Duration(eta)}", 2));
+        if (s.Eta is TimeSpan eta) optional.Add(($"ETA {Estimate.Duration(eta)}", 2));
         if (double.IsFinite(s.ImagesPerSecond) && s.ImagesPerSecond > 0)
             optional.Add(($"{s.ImagesPerSecond.ToString("F0", CultureInfo.InvariantCulture)} img/s", 4));
         while (true)
