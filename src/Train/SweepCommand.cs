@@ -14,26 +14,24 @@ namespace Keras.MobileNet.Cli;
 /// </summary>
 public static class SweepCommand
 {
-    sealed record GridOptions(Option<double[]> Width, Option<long[]> Seeds, Option<Architecture.Preset> Arch, Option<string> Out);
-
-    static GridOptions AddGrid(Command cmd)
+    /// <summary>The grid's options: the training table's own rows for --width, --seeds, --arch and --out.</summary>
+    static Func<ParseResult, SweepGrid> AddGrid(Command cmd)
     {
-        var g = new GridOptions(
-            Words.Parsed("--width", "Widths of the grid: 1,0.75,0.5,0.25", [], Words.Widths),
-            Words.Parsed("--seeds", "Seeds of the grid: 0,1,2", [0L], Words.Seeds),
-            Words.Choice("--arch", "The network", Architecture.Preset.Paper),
-            new Option<string>("--out") { Description = "The sweep folder every task shares (runs <out>/<arch>-w<width>-s<seed>)", Required = true });
-        g.Width.Required = true;
-        foreach (var o in new Option[] { g.Width, g.Seeds, g.Arch, g.Out }) cmd.Options.Add(o);
-        return g;
-    }
-
-    static SweepGrid Grid(ParseResult p, GridOptions g)
-    {
-        double[] widths = p.GetValue(g.Width)!;
-        long[] seeds = p.GetValue(g.Seeds)!;
-        Config.TrainOptions.RequireDistinct(widths, seeds);
-        return new SweepGrid(Files.Word(p.GetValue(g.Arch)), widths, seeds, p.GetValue(g.Out)!);
+        var (options, read) = TrainCommand.Rows("--width", "--seeds", "--arch", "--out");
+        // A grid has no default widths, and every task must share one folder.
+        var width = (Option<double[]>)options[0];
+        width.DefaultValueFactory = null;
+        width.Description = "Widths of the grid: 1,0.75,0.5,0.25";
+        options[0].Required = options[3].Required = true;
+        options[3].Description = "The sweep folder every task shares (runs <out>/<arch>-w<width>-s<seed>)";
+        foreach (var o in options) cmd.Options.Add(o);
+        return p =>
+        {
+            var o = read(p);
+            var seeds = o.Seeds ?? [o.Seed];
+            Config.TrainOptions.RequireDistinct(o.Widths, seeds);
+            return new SweepGrid(Files.Word(o.Arch), o.Widths, seeds, o.Out!);
+        };
     }
 
     /// <summary>Parses and validates the training command line a task will run; returns its arguments without the grid.</summary>
@@ -81,7 +79,7 @@ public static class SweepCommand
         cmd.Arguments.Add(rest);
         cmd.SetAction(p => App.Guard(p, () =>
         {
-            var grid = Grid(p, g);
+            var grid = g(p);
             grid = grid with { Root = Path.GetFullPath(grid.Root) };
             var args = CheckTrainArgs(grid, p.GetValue(rest) ?? []);
             var s = new SchedulerOptions(p.GetValue(name)!, p.GetValue(partition), p.GetValue(time), p.GetValue(gpus), p.GetValue(cpus), p.GetValue(mem), p.GetValue(account));
@@ -114,7 +112,7 @@ public static class SweepCommand
         cmd.Arguments.Add(rest);
         cmd.SetAction(p => App.Guard(p, () =>
         {
-            var grid = Grid(p, g);
+            var grid = g(p);
             string job = p.GetValue(name)!;
             if (!System.Text.RegularExpressions.Regex.IsMatch(job, "^[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?$"))
                 throw new ArgumentException($"--job-name must be a DNS label of at most 52 characters (a-z, 0-9, -), not '{job}'");
@@ -156,7 +154,7 @@ public static class SweepCommand
         var g = AddGrid(cmd);
         cmd.SetAction(p => App.Guard(p, () =>
         {
-            var grid = Grid(p, g);
+            var grid = g(p);
             var missing = grid.Cells.Where(c => RunReader.Completed(c.Folder) is null).ToList();
             if (missing.Count > 0)
                 throw new UserError($"{missing.Count} of {grid.Count} cells are not complete, first {missing[0].Folder} ({missing[0]}); run that task again");

@@ -138,6 +138,17 @@ public static class TrainCommand
         return (parsed, parsed.Errors.Count > 0 ? new TrainOptions() : read(parsed));
     }
 
+    /// <summary>
+    /// The table's rows for <paramref name="words"/>, for a command that shares them (sweep's grid): new option objects
+    /// in the order asked, and how to read them into <see cref="TrainOptions"/> (the other fields keep their defaults).
+    /// </summary>
+    public static (Option[] Options, Func<ParseResult, TrainOptions> Read) Rows(params string[] words)
+    {
+        var table = Table();
+        var rows = words.Select(w => table.FirstOrDefault(r => r.Option.Name == w) ?? throw new ArgumentException($"{w} is not a training option")).ToArray();
+        return ([.. rows.Select(r => r.Option)], p => rows.Aggregate(new TrainOptions(), (o, row) => row.Apply(p, o)));
+    }
+
     /// <summary>Each option word of the table and the run-defining field it sets (null where it defines no run).</summary>
     public static IReadOnlyList<(string Word, string? Defines)> OptionRows() => [.. Table().Select(r => (r.Option.Name, r.Defines))];
 

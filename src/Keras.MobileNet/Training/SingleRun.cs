@@ -57,7 +57,7 @@ public static class SingleRun
         }
 
         int steps = data.Train.BatchesPerEpoch;
-        var commit = new EpochCommit(run, state, data.Train.Dataset.Count);
+        var commit = new ModelCheckpoint(run, state, data.Train.Dataset.Count);
         var callbacks = new List<Callback> { Schedule(o, steps), new TerminateOnNaN(), commit };
         if (hooks.Progress?.Invoke(o.Epochs, steps) is Callback progress) callbacks.Add(progress);
         if (o.UnfreezeEpoch is int unfreeze)

@@ -35,4 +35,27 @@ public sealed class HelpTests
         var d = new TrainOptions();
         Assert.That((o.Arch, o.Dataset, o.Size, o.Schedule, o.Precision, o.MemoryFormat, o.BnMode), Is.EqualTo((d.Arch, d.Dataset, d.Size, d.Schedule, d.Precision, d.MemoryFormat, d.BnMode)));
     }
+
+    static string Read<T>(string word, string[] args)
+    {
+        try { return System.Text.Json.JsonSerializer.Serialize(App.Build().Parse(args).GetValue<T>(word)); }
+        catch (Exception e) { return e.Message; }
+    }
+
+    [Test]
+    public void The_sweep_grid_options_are_the_training_tables_rows()
+    {
+        // The same words, choices and parsers: what train reads from a value, or refuses, sweep reads or refuses alike.
+        string[] Sweep(params string[] a) => ["sweep", "slurm", "--out", "s", .. a];
+        foreach (var value in new[] { "0.5,1", "0.5,wide", "-1" })
+            Assert.That(Read<double[]>("--width", Sweep("--width", value)), Is.EqualTo(Read<double[]>("--width", ["--width", value])), value);
+        foreach (var value in new[] { "0,1,2", "1,x" })
+            Assert.That(Read<long[]>("--seeds", Sweep("--seeds", value)), Is.EqualTo(Read<long[]>("--seeds", ["--seeds", value])), value);
+        Assert.That(Read<Architecture.Preset>("--arch", Sweep("--arch", "notebook")), Is.EqualTo(Read<Architecture.Preset>("--arch", ["--arch", "notebook"])));
+        Assert.That(Read<double[]>("--width", Sweep("--width", "0.5,wide")), Does.Contain("--width must be numbers > 0"));
+        Assert.That(App.Build().Parse(Sweep()).Errors.Select(e => e.Message), Does.Contain("Option '--width' is required."),
+            "a grid has no default widths");
+        Assert.That(Help("sweep", "k8s"), Does.Contain("--arch <paper|notebook>"));
+        Assert.That(() => TrainCommand.Rows("--no-such-option"), Throws.ArgumentException);
+    }
 }

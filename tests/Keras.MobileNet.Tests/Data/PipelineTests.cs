@@ -56,13 +56,14 @@ public class PipelineTests
             model.Compile(new CompileOptions(Optimizers.AdamW(1e-3, 0), Losses.CrossEntropy(0.1)));
             var probe = new LiveTensors(perBatch);
             var ckpt = Directory.CreateTempSubdirectory("km-live").FullName;
+            using var ckptCallback = new ModelCheckpoint(ckpt, tensorBoard: true);
             try
             {
                 // The callbacks of a Train run, before the probe: validation, the running loss read after every batch,
                 // checkpoints (host copies), the optimizer's state file and TensorBoard events, every epoch.
                 model.Fit(Loader(2, inMemory: true, size: 32), 4, validation: Loader(1, inMemory: true, size: 32),
                     callbacks: [new LearningRateScheduler(e => 1e-3 / (e + 1)), new TerminateOnNaN(checkEveryBatches: 1),
-                        new ModelCheckpoint(ckpt), new TensorBoard(Path.Combine(ckpt, "tb")), probe]);
+                        ckptCallback, probe]);
             }
             finally { Directory.Delete(ckpt, true); }
             return probe.AfterEpoch;

@@ -5,11 +5,11 @@ namespace Keras.MobileNet.Tests;
 public class RunFolderTests() : WithTempDir("km-run")
 {
     /// <summary>A small seeded network, its run folder and commit callback, and four images of two classes.</summary>
-    static (KerasModel Model, RunFolder Run, EpochCommit Commit, TensorData Data) Tiny(string dir, bool tensorBoard = false)
+    static (KerasModel Model, RunFolder Run, ModelCheckpoint Commit, TensorData Data) Tiny(string dir, bool tensorBoard = false)
     {
         var model = TinyModel.Build();
         var run = RunFolder.OpenFresh(dir, tensorBoard);
-        return (model, run, new EpochCommit(run, TrainerState.Empty, 4), new TensorData(randn(4, 3, 32, 32), tensor(new long[] { 0, 1, 0, 1 }), 4));
+        return (model, run, new ModelCheckpoint(run, TrainerState.Empty, 4), new TensorData(randn(4, 3, 32, 32), tensor(new long[] { 0, 1, 0, 1 }), 4));
     }
 
     [Test]

@@ -72,48 +72,44 @@ public class KerasCallbackTests() : WithTempDir("km-callbacks-")
     }
 
     [Test]
-    public void ModelCheckpoint_keeps_last_every_epoch_and_best_on_a_strictly_higher_accuracy_and_skips_a_non_finite_epoch()
+    public void ModelCheckpoint_commits_each_epoch_as_a_run_folder_keeps_best_on_a_strictly_higher_accuracy_and_skips_a_non_finite_epoch()
     {
         using var model = Tiny();
-        var saved = new List<(int Epoch, bool Best)>();
-        var ckpt = new ModelCheckpoint(dir, (e, _, best) => saved.Add((e, best))) { Model = model };
-        ckpt.OnEpochEnd(0, Epoch(double.NaN, 0.9, 0.7, 0.9));
-        Assert.That(Directory.GetFiles(dir), Is.Empty, "a non-finite epoch saves nothing");
-        Assert.That(saved, Is.Empty);
+        model.Compile(new CompileOptions(Optimizers.AdamW(1e-3, 0), Losses.CrossEntropy(0)));
+        string folder = Path.Combine(dir, "run");
+        using (var ckpt = new ModelCheckpoint(folder, tensorBoard: true))
+        {
+            model.Fit(Data(), 1, callbacks: [ckpt]); // 8 images in batches of 2, counted from the batches
+            Assert.That((ckpt.State.CompletedEpochs, ckpt.State.TrainImages, ckpt.State.BestEpoch), Is.EqualTo((1, 8L, 1)));
+            ckpt.OnEpochEnd(1, Epoch(double.NaN, 0.9, 0.7, 0.9));
+            Assert.That(ckpt.State.CompletedEpochs, Is.EqualTo(1), "a non-finite epoch commits nothing");
 
-        // Without validation it ranks by training accuracy; with it, by val_accuracy; a tie keeps the earlier epoch.
-        ckpt.OnEpochEnd(0, Epoch(0.9, 0.5));
-        ckpt.OnEpochEnd(1, Epoch(0.8, 0.9, 0.7, 0.25));
-        Assert.That((ckpt.BestEpoch, ckpt.BestValue), Is.EqualTo((1, 0.5)), "val_accuracy 0.25 is not better than 0.5");
-        ckpt.OnEpochEnd(2, Epoch(0.7, 0.9, 0.6, 0.75));
-        byte[] bestBytes = File.ReadAllBytes(Path.Combine(dir, "best.safetensors"));
-        using (no_grad()) model.Network.parameters().First().add_(1);
-        ckpt.OnEpochEnd(3, Epoch(0.6, 0.9, 0.6, 0.75));
-        Assert.That((ckpt.BestEpoch, ckpt.BestValue), Is.EqualTo((3, 0.75)));
-        Assert.That(saved, Is.EqualTo(new[] { (0, true), (1, false), (2, true), (3, false) }));
-        Assert.That(File.ReadAllBytes(Path.Combine(dir, "best.safetensors")), Is.EqualTo(bestBytes), "a tie does not overwrite best");
-        Assert.That(File.ReadAllBytes(Path.Combine(dir, "last.safetensors")), Is.Not.EqualTo(bestBytes), "last follows every epoch");
-        Assert.That(File.Exists(Path.Combine(dir, "optimizer.bin")));
-    }
-
-    [Test]
-    public void CsvLogger_writes_the_table_after_every_epoch_and_replaces_rows_from_the_resumed_epoch_on()
-    {
-        string path = Path.Combine(dir, "history.csv");
-        HistoryRow Row(int epoch) => new(epoch, 1.0 / epoch, 0.5, null, null, null, 1e-3, 2);
-        var log = new CsvLogger(path, [Row(1), Row(2), Row(3)]);
-        Assert.That(log.Rows.Select(r => r.Epoch), Is.EqualTo(new[] { 1, 2, 3 }), "earlier rows are kept until an epoch is trained again");
-        log.OnEpochEnd(1, Epoch(0.25, 0.75, 0.5, 0.5));
-        Assert.That(log.Rows.Select(r => (r.Epoch, r.TrainLoss)), Is.EqualTo(new[] { (1, 1.0), (2, 0.25) }), "epoch 2 trained again: its row replaced, epoch 3's dropped");
-        var lines = File.ReadAllLines(path);
-        Assert.That(lines, Has.Length.EqualTo(3));
-        Assert.That(lines[0], Is.EqualTo(HistoryRow.Header));
-        Assert.That(lines[2], Does.StartWith("2,0.25,0.75,0.5,0.5,"));
-        using (var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "history.json"))))
-            Assert.That(json.RootElement.GetArrayLength(), Is.EqualTo(2));
-        var fresh = new CsvLogger(Path.Combine(dir, "fresh.csv"));
-        fresh.OnEpochEnd(0, Epoch(0.5, 0.5));
-        Assert.That(fresh.Rows.Select(r => r.Epoch), Is.EqualTo(new[] { 1 }));
+            // Without validation it ranks by training accuracy; with it, by val_accuracy; a tie keeps the earlier epoch.
+            double first = ckpt.State.BestValAccuracy;
+            ckpt.OnEpochEnd(1, Epoch(0.8, 0.9, 0.7, first));
+            Assert.That((ckpt.State.BestEpoch, ckpt.State.CompletedEpochs), Is.EqualTo((1, 2)), "a tie is not better");
+            byte[] bestBytes = File.ReadAllBytes(Path.Combine(folder, "best.safetensors"));
+            using (no_grad()) model.Network.parameters().First().add_(1);
+            ckpt.OnEpochEnd(2, Epoch(0.7, 0.9, 0.6, first + 0.25));
+            Assert.That(ckpt.State.BestEpoch, Is.EqualTo(3));
+            Assert.That(File.ReadAllBytes(Path.Combine(folder, "best.safetensors")), Is.Not.EqualTo(bestBytes), "a higher accuracy replaces best");
+            Assert.That(File.ReadAllBytes(Path.Combine(folder, "last.safetensors")), Is.EqualTo(File.ReadAllBytes(Path.Combine(folder, "best.safetensors"))));
+        }
+        // The files of any run, agreeing with its trainer_state.json: the history table, one event file per epoch, and
+        // only the current epoch's and the best epoch's checkpoints.
+        var state = Files.ReadJson<TrainerState>(Path.Combine(folder, "trainer_state.json"), s => s.Problem());
+        Assert.That((state.CompletedEpochs, state.BestEpoch, state.BestWeights), Is.EqualTo((3, 3, "checkpoints/epoch-0003.safetensors")));
+        Assert.That(File.ReadAllLines(Path.Combine(folder, "history.csv")).Skip(1).Select(l => l.Split(',')[0]), Is.EqualTo(new[] { "1", "2", "3" }));
+        Assert.That(Directory.GetFiles(Path.Combine(folder, "tensorboard")).Select(Path.GetFileName).Order(),
+            Is.EqualTo(new[] { 1, 2, 3 }.Select(e => EventFile.Name(e))));
+        Assert.That(Directory.GetFiles(Path.Combine(folder, "checkpoints")).Select(Path.GetFileName).Order(),
+            Is.EqualTo(new[] { "epoch-0003.optimizer.bin", "epoch-0003.safetensors" }));
+        // A folder of someone else's files is refused, and left as it was.
+        string foreign = Path.Combine(dir, "foreign");
+        Directory.CreateDirectory(foreign);
+        File.WriteAllText(Path.Combine(foreign, "notes.txt"), "mine");
+        Assert.That(() => new ModelCheckpoint(foreign), Throws.TypeOf<Backend.UserError>().With.Message.Contains("notes.txt"));
+        Assert.That(Directory.GetFileSystemEntries(foreign).Select(Path.GetFileName), Is.EqualTo(new[] { "notes.txt" }));
     }
 
     [Test]

@@ -3,27 +3,53 @@ using Keras.MobileNet.Runs;
 namespace Keras.MobileNet.Engine;
 
 /// <summary>
-/// Saves last.safetensors (+ optimizer and trainer state, for --resume) after every epoch, and best.safetensors when
-/// val_accuracy improves. An epoch whose loss is not finite saves nothing, so the last good checkpoint stays.
+/// Keras's ModelCheckpoint, CSVLogger and TensorBoard in one callback, through the run folder's commit: the one path
+/// every training of this program takes. After each epoch its weights and optimizer state are written under names that
+/// carry the epoch, trainer_state.json is renamed into place (the commit), and then last.safetensors,
+/// best.safetensors (on a strictly higher val_accuracy, or accuracy without validation), history.csv/.json and, when
+/// asked, one TensorBoard event file per epoch follow it. An epoch whose loss, weights or statistics are not finite
+/// commits nothing (the last good epoch stays). A folder written this way is read by <c>predict</c>, <c>evaluate</c>
+/// and <c>plot</c> like any run's.
 /// </summary>
-public sealed class ModelCheckpoint(string dir, Action<int, Logs, bool>? onSaved = null) : Callback
+public sealed class ModelCheckpoint : Callback, IDisposable
 {
-    public double BestValue { get; set; } = double.NegativeInfinity;
-    public int BestEpoch { get; set; } = -1;
+    readonly RunFolder run;
+    readonly bool ownsFolder;
+    readonly int? imagesPerEpoch;
+    long imagesThisEpoch;
+
+    /// <summary>The state of the last committed epoch.</summary>
+    public TrainerState State { get; private set; }
+
+    /// <summary>
+    /// Checkpoints a <see cref="KerasModel.Fit"/> of your own into <paramref name="dir"/>: a new or empty folder, or a
+    /// run folder of this program (a folder of other files is refused; nothing in it is touched).
+    /// </summary>
+    public ModelCheckpoint(string dir, bool tensorBoard = false) : this(RunFolder.OpenFresh(dir, tensorBoard), TrainerState.Empty, null) => ownsFolder = true;
+
+    /// <summary>Commits into an open run folder from <paramref name="start"/> (a resumed run's state).</summary>
+    /// <param name="imagesPerEpoch">Images an epoch trains, for the run's throughput; null counts the batches' sizes.</param>
+    public ModelCheckpoint(RunFolder run, TrainerState start, int? imagesPerEpoch)
+    {
+        this.run = run;
+        this.imagesPerEpoch = imagesPerEpoch;
+        State = start with { History = start.History ?? [] };
+    }
+
+    public override void OnEpochBegin(int epoch, Logs logs) => imagesThisEpoch = 0;
+
+    public override void OnBatchEnd(int batch, Logs logs) => imagesThisEpoch += (long)(logs.Get("size") ?? 0);
 
     public override void OnEpochEnd(int epoch, Logs logs)
     {
         if (NonFinite.Epoch(logs, Model.Network)) return;
-        Checkpoints.Save(Model.Network, Path.Combine(dir, "last.safetensors"));
-        double v = logs.Get("val_accuracy") ?? logs["accuracy"];
-        bool best = v > BestValue;
-        if (best)
-        {
-            BestValue = v;
-            BestEpoch = epoch + 1;
-            Checkpoints.Save(Model.Network, Path.Combine(dir, "best.safetensors"));
-        }
-        Backend.AtomicFile.Write(Path.Combine(dir, "optimizer.bin"), tmp => Checkpoints.SaveOptimizer(Model.Optimizer!, tmp));
-        onSaved?.Invoke(epoch, logs, best);
+        var (next, best) = State.After(Rows.From(epoch, logs), imagesPerEpoch ?? imagesThisEpoch);
+        State = run.Commit(Model.Network, Model.Optimizer!, next, best);
+    }
+
+    /// <summary>Releases the folder's lock when this callback opened it.</summary>
+    public void Dispose()
+    {
+        if (ownsFolder) run.Dispose();
     }
 }
