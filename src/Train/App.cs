@@ -118,6 +118,10 @@ public static class App
         }
     }
 
+    /// <summary>The library's reports as plain lines on stdout, or stderr (where stdout is the command's answer).</summary>
+    public static readonly Microsoft.Extensions.Logging.ILogger Stdout = new Backend.LineLogger(line => Console.WriteLine(line)),
+        Stderr = new Backend.LineLogger(line => Console.Error.WriteLine(line));
+
     /// <summary>
     /// Text that came from files or folder names, safe for a terminal: control characters (an escape sequence in a class
     /// folder's name, raw bytes of a damaged file) shown as \xNN, and at most 400 characters.

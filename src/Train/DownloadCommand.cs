@@ -19,7 +19,7 @@ public static class DownloadCommand
             using var http = Download.NewClient();
             string folder = "";
             if (Console.IsOutputRedirected)
-                folder = Imagenette.EnsureAsync(archive, p.GetValue(data)!, p.GetValue(baseUrl) ?? Environment.GetEnvironmentVariable(Imagenette.BaseUrlVariable), http, null, Console.WriteLine).GetAwaiter().GetResult();
+                folder = Imagenette.EnsureAsync(archive, p.GetValue(data)!, p.GetValue(baseUrl) ?? Environment.GetEnvironmentVariable(Imagenette.BaseUrlVariable), http, null, App.Stdout).GetAwaiter().GetResult();
             else
                 App.Console2.Progress()
                     .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new DownloadedColumn(), new TransferSpeedColumn(), new RemainingTimeColumn())
@@ -27,7 +27,7 @@ public static class DownloadCommand
                     {
                         var task = ctx.AddTask(archive.FileName, maxValue: archive.Bytes);
                         var progress = new Progress<DownloadProgress>(d => task.Value = d.Bytes);
-                        folder = Imagenette.EnsureAsync(archive, p.GetValue(data)!, p.GetValue(baseUrl) ?? Environment.GetEnvironmentVariable(Imagenette.BaseUrlVariable), http, progress, Console.WriteLine).GetAwaiter().GetResult();
+                        folder = Imagenette.EnsureAsync(archive, p.GetValue(data)!, p.GetValue(baseUrl) ?? Environment.GetEnvironmentVariable(Imagenette.BaseUrlVariable), http, progress, App.Stdout).GetAwaiter().GetResult();
                         task.Value = archive.Bytes;
                     });
             var train = ImageFolder.Scan(folder, "train");

@@ -38,7 +38,7 @@ public static class EvaluateCommand
             if (p.GetValue(weights) is string w)
             {
                 root = p.GetValue(data) ?? throw new UserError("--weights needs --data ROOT (an image folder with val/<class>/)", 2);
-                (card, net) = Pretrained.BuildFor(w, ImageFolder.Scan(root, "val").Classes, "data", Environment.GetEnvironmentVariable(Pretrained.BaseUrlVariable), log: Console.Error.WriteLine);
+                (card, net) = Pretrained.BuildFor(w, ImageFolder.Scan(root, "val").Classes, "data", Environment.GetEnvironmentVariable(Pretrained.BaseUrlVariable), log: App.Stderr);
             }
             else
             {
@@ -51,7 +51,7 @@ public static class EvaluateCommand
             if (batchSize < 1) throw new ArgumentException("--batch-size must be at least 1");
             var dev = TorchRuntime.ResolveDevice(p.GetValue(device));
             // The run's label smoothing: the loss printed is the val_loss of history.csv for this checkpoint's epoch.
-            var result = Predictions.Evaluate(card, net, root, dev, batchSize, p.GetValue(precision), p.GetValue(memoryFormat), Console.Error.WriteLine,
+            var result = Predictions.Evaluate(card, net, root, dev, batchSize, p.GetValue(precision), p.GetValue(memoryFormat), App.Stderr,
                 run?.LabelSmoothing ?? 0);
             if (p.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(ToJson(card, result), Files.Json));
             else Print(card, result);

@@ -41,7 +41,7 @@ public static class PredictCommand
             else
             {
                 var (card, net) = p.GetValue(weights) is string w
-                    ? Pretrained.Build(w, p.GetValue(data)!, Environment.GetEnvironmentVariable(Pretrained.BaseUrlVariable), log: Console.Error.WriteLine)
+                    ? Pretrained.Build(w, p.GetValue(data)!, Environment.GetEnvironmentVariable(Pretrained.BaseUrlVariable), log: App.Stderr)
                     : RunReader.LoadCheckpoint(p.GetValue(checkpoint)!);
                 results = Predictions.Run(card, net, files, k, p.GetValue(precision), p.GetValue(memoryFormat));
             }

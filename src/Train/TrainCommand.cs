@@ -83,7 +83,7 @@ public static class TrainCommand
             var hooks = new RunHooks(
                 Progress: (epochs, steps) => new ProgressPrinter(ProgressOutput.Console(), epochs, steps),
                 Stop: StopSignals.Listen, ThrottleMs: App.ThrottleMs);
-            var results = Runner.TrainAll(opts, line => Console.WriteLine(App.Printable(line)), hooks, // plain lines: a suggested command must copy whole
+            var results = Runner.TrainAll(opts, new Backend.LineLogger(line => Console.WriteLine(App.Printable(line))), hooks, // plain lines: a suggested command must copy whole
                 describe: recipe => Words.CommandWith(args, Shorter(recipe)));
             if (opts.EstimateOnly) return 0;
             // The run is complete and saved; a figure that cannot be drawn is reported, not a failed training.

@@ -14,6 +14,7 @@ public static partial class Doctor
         "no CUDA: build with -p:TorchBackend=cuda where TorchSharp-cuda-linux is served, or build LibTorchSharp against " +
         "your PyTorch with tools/gpu/build-libtorchsharp.sh and set TORCH_LIB_DIR and LIBTORCHSHARP_PATH (docs/gpu.md)";
 
+    /// <param name="native">The user's own CUDA libtorch (TORCH_LIB_DIR and LIBTORCHSHARP_PATH as the command line read them), or null.</param>
     /// <param name="cudaVisibleDevices">CUDA_VISIBLE_DEVICES as the command line read it (shown where it is set).</param>
     public static IReadOnlyList<Finding> Examine(NativeLibTorch? native = null, string? cudaVisibleDevices = null)
     {

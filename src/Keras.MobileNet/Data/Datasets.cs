@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using System.Collections.Concurrent;
 using Keras.MobileNet.Backend;
 
@@ -57,11 +58,11 @@ public static class ImageFolder
 public sealed class BadImageLog
 {
     readonly ConcurrentDictionary<string, string> bad = new();
-    public Action<string>? OnWarning { get; set; }
+    public ILogger? OnWarning { get; set; }
 
     public void Add(string path, string why)
     {
-        if (bad.TryAdd(path, why)) OnWarning?.Invoke($"warning: skipped {path}: {why}");
+        if (bad.TryAdd(path, why)) OnWarning?.Warning($"warning: skipped {path}: {why}");
     }
 
     public IReadOnlyDictionary<string, string> Entries => bad;

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
@@ -30,7 +31,7 @@ public static class Download
     /// download) is verified and, if wrong, renamed aside; otherwise it is downloaded from BASE/its name.
     /// </summary>
     public static async Task EnsureFileAsync(HttpClient http, string file, string baseUrl, string? md5, string? sha256,
-        IProgress<DownloadProgress>? progress = null, Action<string>? log = null, CancellationToken ct = default, DownloadPolicy? policy = null)
+        IProgress<DownloadProgress>? progress = null, ILogger? log = null, CancellationToken ct = default, DownloadPolicy? policy = null)
     {
         if (File.Exists(file))
         {
@@ -40,7 +41,7 @@ public static class Download
         if (!Uri.TryCreate(baseUrl.EndsWith('/') ? baseUrl : baseUrl + "/", UriKind.Absolute, out var root) || root.Scheme is not ("http" or "https"))
             throw new UserError($"the mirror '{baseUrl}' is not an http:// or https:// address (a file:// mirror: put the archive in place by hand instead)", 2);
         var url = new Uri(root, Path.GetFileName(file));
-        log?.Invoke($"downloading {url} -> {file}");
+        log?.Line($"downloading {url} -> {file}");
         await FetchAsync(http, url, file, md5, sha256, progress, ct, policy, log);
     }
 
@@ -51,7 +52,7 @@ public static class Download
     /// file gets its final name only after the checksums match; a mismatch deletes the partial file.
     /// </summary>
     public static async Task FetchAsync(HttpClient http, Uri url, string destination, string? md5, string? sha256,
-        IProgress<DownloadProgress>? progress = null, CancellationToken ct = default, DownloadPolicy? policy = null, Action<string>? log = null)
+        IProgress<DownloadProgress>? progress = null, CancellationToken ct = default, DownloadPolicy? policy = null, ILogger? log = null)
     {
         policy ??= DownloadPolicy.Default;
         string part = destination + ".part";
@@ -67,7 +68,7 @@ public static class Download
             catch (TransientDownloadError e) when (attempt < policy.Retries && answered)
             {
                 var wait = policy.RetryDelay * Math.Pow(2, attempt);
-                log?.Invoke($"download of {url} {e.Message}; retry {attempt + 1} of {policy.Retries} in {wait.TotalSeconds:0.#} s, resuming from byte {PartLength(part):N0}");
+                log?.Line($"download of {url} {e.Message}; retry {attempt + 1} of {policy.Retries} in {wait.TotalSeconds:0.#} s, resuming from byte {PartLength(part):N0}");
                 await Task.Delay(wait, ct);
             }
             catch (TransientDownloadError e)
@@ -209,7 +210,7 @@ public static partial class Imagenette
     /// archive already in DATA is extracted; otherwise the archive is downloaded (resuming a .part) first.
     /// </summary>
     public static async Task<string> EnsureAsync(ImagenetteArchive archive, string dataDir, string? baseUrl, HttpClient http,
-        IProgress<DownloadProgress>? progress = null, Action<string>? log = null, CancellationToken ct = default,
+        IProgress<DownloadProgress>? progress = null, ILogger? log = null, CancellationToken ct = default,
         DownloadPolicy? policy = null)
     {
         string folder = Path.Combine(dataDir, archive.Folder);
@@ -219,7 +220,7 @@ public static partial class Imagenette
         policy ??= DownloadPolicy.Default;
         await Download.EnsureFileAsync(http, file, baseUrl ?? DefaultBaseUrl,
             archive.Md5, archive.Sha256, progress, log, ct, policy with { MaxBytes = Math.Min(policy.MaxBytes, archive.Bytes) });
-        log?.Invoke($"extracting {file} -> {folder}");
+        log?.Line($"extracting {file} -> {folder}");
         string staging = folder + ".staging";
         if (Directory.Exists(staging)) Directory.Delete(staging, true);
         // The archive holds imagenette2[-size]/...: only that folder is extracted, and becomes the data folder, so

@@ -20,7 +20,7 @@ public static class Optimizers
 {
     /// <summary>
     /// AdamW with PyTorch's defaults, except that weight decay is always stated (TorchSharp's default is 0, PyTorch's
-    /// 0.01). Multi-tensor (one buffer, a few kernels per step: <see cref="MultiTensor.AdamW"/>) unless
+    /// 0.01). Multi-tensor (one buffer, a few kernels per step: <c>MultiTensor.AdamW</c>) unless
     /// <paramref name="perParameter"/> asks for TorchSharp's own, which loops over the parameter tensors.
     /// </summary>
     public static Func<IEnumerable<TorchSharp.Modules.Parameter>, optim.Optimizer> AdamW(double lr, double weightDecay,
@@ -65,6 +65,12 @@ public sealed class KerasModel : IDisposable
     public bool Failed { get; set; }
     /// <summary>Seed of dropout and other torch randomness; reseeded per epoch so a resumed run matches.</summary>
     public long Seed { get; set; }
+    /// <summary>
+    /// What reads this network back (preset, width, classes and their names, input size, normalisation): written as
+    /// model.json by <see cref="ModelCheckpoint"/>, so <c>predict</c>, <c>evaluate</c> and <c>export</c> open the folder.
+    /// <see cref="Applications.MobileNetV2"/> sets it; <c>LoadedData.Describe</c> adds an image folder's classes.
+    /// </summary>
+    public Runs.ModelCard? Card { get; set; }
 
     public void Compile(CompileOptions options)
     {

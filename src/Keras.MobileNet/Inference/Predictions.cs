@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Keras.MobileNet.Backend;
 using Keras.MobileNet.Data;
 using Keras.MobileNet.Model;
@@ -74,7 +75,7 @@ public static class Predictions
     /// the training's: cross-entropy with its <paramref name="labelSmoothing"/>, so it equals history.csv's val_loss.
     /// </summary>
     public static Evaluation Evaluate(ModelCard card, MobileNetV2 net, string root, Device device, int batchSize,
-        Precision precision = Precision.Fp32, MemoryFormat memoryFormat = MemoryFormat.Auto, Action<string>? warn = null, double labelSmoothing = 0)
+        Precision precision = Precision.Fp32, MemoryFormat memoryFormat = MemoryFormat.Auto, ILogger? warn = null, double labelSmoothing = 0)
     {
         var val = TrainingData.Val(root, card.ClassFolders, TransformConfig.For(card.ImageSize, card.Mean, card.Std), batchSize, device,
             new BadImageLog { OnWarning = warn });

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using System.Globalization;
 using Keras.MobileNet.Architecture;
 using Keras.MobileNet.Backend;
@@ -24,18 +25,22 @@ public static class Runner
     /// Trains every run in turn (one, or each cell of a sweep, or the one cell of --task-index); returns one result per
     /// run (a comparison is drawn by the caller). A sweep cell that is complete is skipped and a partial one resumes.
     /// </summary>
+    /// <param name="o">The options (validated here).</param>
+    /// <param name="log">Where the run reports: what it loads, the estimate, one line per epoch (none by default).</param>
+    /// <param name="hooks">The caller's progress display, stop requests and throttle.</param>
     /// <param name="describe">How to show a shorter recipe (the command line: the user's own command with those values);
     /// without it, the recipe's fields.</param>
-    public static List<RunResult> TrainAll(TrainOptions o, Action<string> log, RunHooks? hooks = null,
+    public static List<RunResult> TrainAll(TrainOptions o, ILogger? log = null, RunHooks? hooks = null,
         Func<ShorterRecipe, string>? describe = null)
     {
         o.Validate();
         hooks ??= RunHooks.None;
+        log ??= Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
         if (o.Out is null) throw new ArgumentException("--out is needed: the run folder, or the folder of a sweep's runs");
         var grid = Grid(o);
         var cells = grid is null ? null
             : grid.TaskIndex(o.TaskIndex, _ => null) is int task ? [grid.Cell(task)] : grid.Cells.ToList();
-        if (cells is { Count: 1 } && grid!.Count > 1) log(cells[0].ToString());
+        if (cells is { Count: 1 } && grid!.Count > 1) log.Line(cells[0].ToString());
         var device = TorchRuntime.ResolveDevice(o.Device);
         var results = new List<RunResult>();
         var todo = new List<(TrainOptions Options, double Width, string Folder)>();
@@ -43,7 +48,7 @@ public static class Runner
         else
             foreach (var c in cells)
             {
-                if (RunReader.Completed(c.Folder) is RunResult done) { log($"{c.Folder}: complete, skipped"); results.Add(done); continue; }
+                if (RunReader.Completed(c.Folder) is RunResult done) { log.Line($"{c.Folder}: complete, skipped"); results.Add(done); continue; }
                 bool partial = File.Exists(Path.Combine(c.Folder, RunReader.State));
                 todo.Add((o with { Widths = [c.Width], Seed = c.Seed, Seeds = null, TaskIndex = null, Out = c.Folder, Resume = partial }, c.Width, c.Folder));
             }
@@ -66,7 +71,7 @@ public static class Runner
             if (grid is not null)
             {
                 // Another process (another task of the same sweep) may have finished or started this cell meanwhile.
-                if (RunReader.Completed(folder) is RunResult done) { log($"{folder}: completed meanwhile by another process, skipped"); results.Add(done); continue; }
+                if (RunReader.Completed(folder) is RunResult done) { log.Line($"{folder}: completed meanwhile by another process, skipped"); results.Add(done); continue; }
                 cellOptions = planned with { Resume = File.Exists(Path.Combine(folder, RunReader.State)) };
             }
             var result = SingleRun.Train(cellOptions, w, folder, device, data.WithSeed(cellOptions.Seed), hooks, log, estimates?.GetValueOrDefault(w));
@@ -89,7 +94,7 @@ public static class Runner
     /// Times each width on this device, prints the whole run's expected time, and on a CPU, where that is over an hour,
     /// a shorter recipe that fits. Returns the estimate per width.
     /// </summary>
-    static Dictionary<double, double> PrintEstimate(TrainOptions o, IReadOnlyList<double> runWidths, Device device, Action<string> log,
+    static Dictionary<double, double> PrintEstimate(TrainOptions o, IReadOnlyList<double> runWidths, Device device, ILogger log,
         Func<ShorterRecipe, string>? describe)
     {
         var (trainImages, valImages, classes) = ImageCounts(o);
@@ -99,15 +104,15 @@ public static class Runner
         var costs = runWidths.Distinct().Select(w => Estimate.Probe(MobileNetV2Spec.Build(o.Arch, w, Math.Max(2, classes), o.Dropout),
             device, probeBatch, o.ImageSize, o.Precision, o.MemoryFormat)).ToList(); // each width timed once, whatever its seeds
         var runs = runWidths.Select(w => costs.First(c => c.Width == w)).ToList();
-        foreach (var line in Estimate.Lines(shape, runs, device.ToString())) log(line);
+        foreach (var line in Estimate.Lines(shape, runs, device.ToString())) log.Line(line);
         if (probeBatch < o.BatchSize)
-            log($"  (timed at batch {probeBatch}: {trainImages} train images are fewer than the batch size {o.BatchSize}, so no batch is larger)");
+            log.Line($"  (timed at batch {probeBatch}: {trainImages} train images are fewer than the batch size {o.BatchSize}, so no batch is larger)");
         double total = Estimate.WholeSeconds(shape, runs);
         if (device.type == TorchSharp.DeviceType.CPU && Estimate.Shorter(total, 3600, o.ImageSize, o.Epochs) is var (size, epochs))
         {
             var recipe = new ShorterRecipe(size, epochs,
                 o.Dataset == DatasetKind.Imagenette && o.Size == ImagenetteSize.Full ? ImagenetteSize.Px160 : null); // a 99 MB download instead of 1.5 GB
-            log($"that is long for a CPU; a shorter recipe that fits in about an hour here: {describe?.Invoke(recipe) ?? recipe.ToString()}");
+            log.Line($"that is long for a CPU; a shorter recipe that fits in about an hour here: {describe?.Invoke(recipe) ?? recipe.ToString()}");
         }
         return costs.ToDictionary(c => c.Width, c => Estimate.WholeSeconds(shape, [c]));
     }

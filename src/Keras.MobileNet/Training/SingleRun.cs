@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using System.Globalization;
 using Keras.MobileNet.Architecture;
 using Keras.MobileNet.Backend;
@@ -16,7 +17,7 @@ namespace Keras.MobileNet.Training;
 public static class SingleRun
 {
     public static RunResult Train(TrainOptions o, double width, string folder, Device device, LoadedData data, RunHooks hooks,
-        Action<string> log, double? estimateSeconds = null)
+        ILogger log, double? estimateSeconds = null)
     {
         // One run per folder, for the whole run; a fresh start never takes over a folder of other files.
         using var run = o.Resume ? RunFolder.OpenExisting(folder, o.TensorBoard) : RunFolder.OpenFresh(folder, o.TensorBoard, o.ReuseOut);
@@ -29,7 +30,7 @@ public static class SingleRun
             CheckSameData(folder, data.Record);
             run.Publish(stored); // what a kill between the commit and the derived files left, made whole
             state = stored with { History = stored.History ?? HistoryRow.ReadCsv(Path.Combine(folder, RunReader.History)).Where(r => r.Epoch <= stored.CompletedEpochs).ToList() };
-            log($"resuming {folder} after epoch {state.CompletedEpochs}");
+            log.Line($"resuming {folder} after epoch {state.CompletedEpochs}");
         }
         else if (stored is not null)
             throw new UserError($"{folder} already holds a run; use --resume to continue it or another --out");
@@ -43,7 +44,7 @@ public static class SingleRun
             Files.WriteJson(Path.Combine(folder, RunReader.Options), o with { Data = Path.TrimEndingDirectorySeparator(Path.GetFullPath(o.Data)) });
             if (data.Record is { } record) Files.WriteJson(Path.Combine(folder, DataRecord.File), record);
         }
-        log($"{folder}: MobileNetV2 {Files.Word(o.Arch)} width {width}, {counts.Trainable:N0} trainable params, {counts.Macs:N0} MACs, device {device}");
+        log.Line($"{folder}: MobileNetV2 {Files.Word(o.Arch)} width {width}, {counts.Trainable:N0} trainable params, {counts.Macs:N0} MACs, device {device}");
 
         using var model = Build(o, spec, device);
         if (state.CompletedEpochs > 0)
@@ -53,7 +54,7 @@ public static class SingleRun
         else if (data.WeightsFile is string wf)
         {
             string? head = Pretrained.Load(model.Network, wf);
-            log($"starting from {o.Weights}" + (wf != o.Weights ? $" ({wf})" : "") + (head is null ? "" : $"; {head}"));
+            log.Line($"starting from {o.Weights}" + (wf != o.Weights ? $" ({wf})" : "") + (head is null ? "" : $"; {head}"));
         }
 
         int steps = data.Train.BatchesPerEpoch;
@@ -63,7 +64,7 @@ public static class SingleRun
         if (o.UnfreezeEpoch is int unfreeze)
         {
             callbacks.Add(new FineTuning(unfreeze, o.UnfreezeFrom, o.BnMode == BatchNormMode.Train));
-            log($"fine-tuning: features frozen for epochs 1-{unfreeze} (BatchNorm in inference mode), then features.{o.UnfreezeFrom} on train " +
+            log.Line($"fine-tuning: features frozen for epochs 1-{unfreeze} (BatchNorm in inference mode), then features.{o.UnfreezeFrom} on train " +
                 $"at lr {o.PhaseTwoLr:G3} (BatchNorm {Files.Word(o.BnMode)})");
         }
         if (o.EarlyStoppingPatience > 0) callbacks.Add(new EarlyStopping("val_accuracy", o.EarlyStoppingPatience));
@@ -94,7 +95,7 @@ public static class SingleRun
         {
             // Nothing was committed (the first epoch failed): no state, so the next start into this folder begins afresh;
             // summary.json says why it stopped.
-            log($"{folder}: no epoch was committed ({model.StopReason ?? "stopped in epoch 1"}); nothing of this run is kept, " +
+            log.Line($"{folder}: no epoch was committed ({model.StopReason ?? "stopped in epoch 1"}); nothing of this run is kept, " +
                 "and a new start into this folder, with these or other options, begins afresh");
             var failedSummary = Summary(o, width, spec, counts, state, rows, device, model, status);
             Files.WriteJson(Path.Combine(folder, RunReader.Summary), failedSummary); // why it stopped; replaced by the next start
@@ -103,8 +104,8 @@ public static class SingleRun
         run.WriteState(state);
         var summary = Summary(o, width, spec, counts, state, rows, device, model, status);
         Files.WriteJson(Path.Combine(folder, RunReader.Summary), summary);
-        if (model.StopReason is not null) log(model.StopReason);
-        log($"{folder}: best val_accuracy {(summary.BestValAccuracy is double b ? b.ToString("F4", CultureInfo.InvariantCulture) : "-")}" +
+        if (model.StopReason is not null) log.Line(model.StopReason);
+        log.Line($"{folder}: best val_accuracy {(summary.BestValAccuracy is double b ? b.ToString("F4", CultureInfo.InvariantCulture) : "-")}" +
             $" (epoch {(summary.BestEpoch > 0 ? summary.BestEpoch : "-")}), {rows.Count} epochs; this session trained for " +
             Estimate.Describe(wall.Elapsed.TotalSeconds) + (estimateSeconds is double est ? $" (estimated {Estimate.Describe(est)})" : ""));
         return new RunResult(folder, summary, rows);

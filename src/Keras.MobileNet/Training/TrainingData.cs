@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Keras.MobileNet.Runs;
 using Keras.MobileNet.Backend;
 using Keras.MobileNet.Config;
@@ -12,6 +13,13 @@ namespace Keras.MobileNet.Training;
 public sealed record LoadedData(DataLoader Train, DataLoader Val, string[] ClassFolders, string[] ClassNames, TransformConfig Transform,
     BadImageLog BadImages, string? WeightsFile = null, DataRecord? Record = null)
 {
+    /// <summary>A network's card with this data's classes, input size and normalisation (for <see cref="Engine.KerasModel.Card"/>).</summary>
+    public ModelCard Describe(ModelCard card) => card with
+    {
+        Classes = ClassFolders.Length, ClassFolders = ClassFolders, ClassNames = ClassNames, ImageSize = Transform.ImageSize,
+        Mean = Transform.Mean, Std = Transform.Std,
+    };
+
     /// <summary>The same images, served in the order and with the augmentation of another seed.</summary>
     public LoadedData WithSeed(long seed) => this with { Train = Train.WithSeed(seed), Val = Val.WithSeed(seed) };
 }
@@ -40,8 +48,9 @@ public static class TrainingData
         return new DataLoader(ds, batchSize, shuffle: false, 0, w, device);
     }
 
-    public static LoadedData Load(TrainOptions o, Device device, Action<string> log, string? weightsFile = null)
+    public static LoadedData Load(TrainOptions o, Device device, ILogger? log = null, string? weightsFile = null)
     {
+        log ??= Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
         bool imagenette = o.Dataset == DatasetKind.Imagenette;
         string root = o.Data;
         if (imagenette)
@@ -56,20 +65,20 @@ public static class TrainingData
         var names = train.Classes.Select(c => imagenette ? Imagenette.HumanName(c) : c).ToArray();
         var valSplit = ImageFolder.Scan(root, "val", train.Classes);
         var (trainCounts, valCounts) = (train.CountsPerClass(), valSplit.CountsPerClass());
-        log($"classes ({names.Length}): " + string.Join(", ", names.Select((n, i) => $"{n} {trainCounts[i]}/{valCounts[i]}")));
+        log.Line($"classes ({names.Length}): " + string.Join(", ", names.Select((n, i) => $"{n} {trainCounts[i]}/{valCounts[i]}")));
         var bad = new BadImageLog { OnWarning = log };
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var trainDs = Dataset(train, new TrainTransform(cfg), bad, o.InMemory, o.Workers);
         var val = Val(valSplit, cfg, o.BatchSize, device, bad, o.InMemory, o.Workers);
         var valDs = val.Dataset;
-        log(trainDs is InMemoryDataset t && valDs is InMemoryDataset v
+        log.Line(trainDs is InMemoryDataset t && valDs is InMemoryDataset v
             ? $"in-memory dataset: {t.Count} train + {v.Count} val images, {(t.Bytes + v.Bytes) / 1e6:F1} MB, built in {clock.Elapsed.TotalSeconds:F1} s"
             : $"streaming dataset: {trainDs.Count} train + {valDs.Count} val images");
-        if (bad.Count > 0) log($"skipped {bad.Count} unreadable image(s)");
+        if (bad.Count > 0) log.Line($"skipped {bad.Count} unreadable image(s)");
         // A training batch of one image gives BatchNorm one value per channel where the feature map is 1x1: NaN running
         // statistics. Like PyTorch's drop_last, but only for that remainder.
         bool dropLast = o.BatchSize > 1 && trainDs.Count % o.BatchSize == 1;
-        if (dropLast) log($"note: {trainDs.Count} train images in batches of {o.BatchSize} leave a last batch of one image, which BatchNorm cannot " +
+        if (dropLast) log.Line($"note: {trainDs.Count} train images in batches of {o.BatchSize} leave a last batch of one image, which BatchNorm cannot " +
                           "train on; each epoch drops it (a different image each epoch, as the order is shuffled)");
         return new LoadedData(
             new DataLoader(trainDs, o.BatchSize, shuffle: true, o.Seed, o.Workers, device, dropLast: dropLast, minBatch: o.BatchSize > 1 ? 2 : 1),

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using System.Collections;
 using System.Text.RegularExpressions;
 using Keras.MobileNet.Backend;
@@ -37,7 +38,7 @@ public static class Pretrained
     public static bool IsPublished(string weights) => Published.Any(p => p.Name == weights);
 
     /// <summary>The local file for --weights: the file itself, or the published weights (downloaded and checked if needed).</summary>
-    public static string Resolve(string weights, string dataDir, string? baseUrl = null, HttpClient? http = null, Action<string>? log = null,
+    public static string Resolve(string weights, string dataDir, string? baseUrl = null, HttpClient? http = null, ILogger? log = null,
         IReadOnlyList<PublishedWeights>? published = null)
     {
         var known = (published ?? Published).FirstOrDefault(p => p.Name == weights);
@@ -57,16 +58,16 @@ public static class Pretrained
     /// The mean and std that go with the weights: a run folder's own (its model.json beside the file), else ImageNet's,
     /// which every torchvision weight file was trained with.
     /// </summary>
-    public static (float[] Mean, float[] Std) Preprocessing(string weights, string file, Action<string>? log = null)
+    public static (float[] Mean, float[] Std) Preprocessing(string weights, string file, ILogger? log = null)
     {
         string card = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(file))!, RunReader.Card);
         if (!IsPublished(weights) && File.Exists(card))
         {
             var c = Files.ReadJson<ModelCard>(card, m => m.Problem());
-            log?.Invoke($"preprocessing of {weights}: mean and std from {card}");
+            log?.Line($"preprocessing of {weights}: mean and std from {card}");
             return (c.Mean, c.Std);
         }
-        log?.Invoke($"preprocessing of {weights}: ImageNet's mean and std (torchvision's weights were trained with them)");
+        log?.Line($"preprocessing of {weights}: ImageNet's mean and std (torchvision's weights were trained with them)");
         return (ImageNetMean, ImageNetStd);
     }
 
@@ -84,7 +85,7 @@ public static class Pretrained
     /// A ready network for <c>predict --weights</c> and library users: torchvision's published weights as the paper
     /// network at width 1.0 with ImageNet's classes and preprocessing.
     /// </summary>
-    public static (ModelCard Card, Model.MobileNetV2 Network) Build(string weights, string dataDir, string? baseUrl = null, Action<string>? log = null,
+    public static (ModelCard Card, Model.MobileNetV2 Network) Build(string weights, string dataDir, string? baseUrl = null, ILogger? log = null,
         IReadOnlyList<PublishedWeights>? published = null)
     {
         if (!(published ?? Published).Any(p => p.Name == weights))
@@ -104,7 +105,7 @@ public static class Pretrained
     /// keeps just those rows of the 1000, in the folder's order.
     /// </summary>
     public static (ModelCard Card, Model.MobileNetV2 Network) BuildFor(string weights, IReadOnlyList<string> classFolders, string dataDir,
-        string? baseUrl = null, Action<string>? log = null, IReadOnlyList<PublishedWeights>? published = null)
+        string? baseUrl = null, ILogger? log = null, IReadOnlyList<PublishedWeights>? published = null)
     {
         var index = ImageNetClasses.Select((n, i) => (n, i)).GroupBy(x => x.n, StringComparer.OrdinalIgnoreCase)
             .ToDictionary(g => g.Key, g => g.First().i, StringComparer.OrdinalIgnoreCase);

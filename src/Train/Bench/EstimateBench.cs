@@ -35,7 +35,7 @@ public static class EstimateBench
                     Arch = Architecture.Preset.Notebook, Lr = 3e-3, Widths = Words.Widths(p.GetValue(widths)!), Out = Path.Combine(work, "runs"),
                 };
                 o = o with { Out = o.Widths.Length > 1 ? o.Out : Path.Combine(o.Out!, "run") };
-                Runner.TrainAll(o, line => { lines.Add(line); Console.Error.WriteLine(line); });
+                Runner.TrainAll(o, new Backend.LineLogger(line => { lines.Add(line); Console.Error.WriteLine(line); }));
                 Console.WriteLine("| width | estimated | took | took / estimated |");
                 Console.WriteLine("| ---: | ---: | ---: | ---: |");
                 var widthsRun = o.Widths;

@@ -13,7 +13,7 @@ public sealed class RecipeSeedTests() : WithTempDir("km-seed-")
     {
         Synthetic.ShapesFolder(dir, classes: 2, trainPerClass: 10, valPerClass: 2, size: 32);
         LoadedData Load(long seed) => TrainingData.Load(Parse("--dataset", "folder", "--data", dir, "--image-size", "32", "--batch-size", "4",
-            "--workers", "1", "--seed", $"{seed}"), CPU, _ => { });
+            "--workers", "1", "--seed", $"{seed}"), CPU, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
         var (a, again, b) = (Load(3).Train, Load(3).Train, Load(4).Train);
         for (int epoch = 0; epoch < 3; epoch++)
         {

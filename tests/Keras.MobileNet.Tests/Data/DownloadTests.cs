@@ -121,7 +121,7 @@ public class DownloadTests() : WithTempDir("km-dl")
         using var http = Download.NewClient();
         var said = new List<string>();
         // The server stalls for hours after 5,000 bytes: the download returning at all shows the read timeout noticed it.
-        string folder = await Imagenette.EnsureAsync(Spec(tgz), dir, server.BaseUrl, http, log: said.Add, policy: Quick);
+        string folder = await Imagenette.EnsureAsync(Spec(tgz), dir, server.BaseUrl, http, log: new LineLogger(said.Add), policy: Quick);
         Assert.That(server.RangeHeaders, Is.EqualTo(new[] { null, "bytes=5000-" }));
         Assert.That(said, Has.Some.Contains("stalled: no data for 0.4 s after 5,000 bytes").And.Contains("retry 1 of 3"));
         Assert.That(File.ReadAllBytes(Path.Combine(dir, "imagenette2-160.tgz")), Is.EqualTo(tgz));
@@ -136,7 +136,7 @@ public class DownloadTests() : WithTempDir("km-dl")
         server.Add("imagenette2-160.tgz", tgz);
         using var http = Download.NewClient();
         var said = new List<string>();
-        Assert.That(async () => await Imagenette.EnsureAsync(Spec(tgz), dir, server.BaseUrl, http, log: said.Add, policy: Quick),
+        Assert.That(async () => await Imagenette.EnsureAsync(Spec(tgz), dir, server.BaseUrl, http, log: new LineLogger(said.Add), policy: Quick),
             Throws.InstanceOf<UserError>().With.Message.Contains("stalled").And.Message.Contains("(4 tries)").And.Message.Contains("run again to resume"));
         var retries = said.Where(m => m.Contains("retry")).ToList();
         Assert.That(retries, Has.Count.EqualTo(3));

@@ -373,7 +373,7 @@ public class PipelineTests
             var split = ImageFolder.Scan(root, "train");
             Assert.That(split.Samples, Has.Count.EqualTo(8));
             var messages = new List<string>();
-            var log = new BadImageLog { OnWarning = m => { lock (messages) messages.Add(m); } };
+            var log = new BadImageLog { OnWarning = new LineLogger(m => { lock (messages) messages.Add(m); }) };
             var ds = InMemoryDataset.Build(split, new TrainTransform(TransformConfig.For(32)), log, 2);
             Assert.That(ds.Count, Is.EqualTo(6));
             Assert.That(log.Entries.Keys.Select(Path.GetFileName), Is.EquivalentTo(new[] { "empty.jpg", "corrupt.jpg" }));
