@@ -34,6 +34,7 @@ public static class Applications
         torch.Device? device = null, long seed = 0, double? dropout = null, string weightsDir = "data", ILogger? log = null)
     {
         var spec = MobileNetV2Spec.Build(preset, width, classes, dropout);
+        TorchRuntime.Initialize(); // loads libtorch (made loadable where the system's libstdc++ is older), if not yet
         torch.manual_seed(seed);
         var network = Factories.MobileNetV2(spec);
         if (weights is not null)

@@ -111,8 +111,11 @@ public static class Words
             outArgs.Add(args[i]);
         }
         foreach (var (k, v) in set) if (!done.Contains(k)) { outArgs.Add(k); outArgs.Add(v); }
-        return "dotnet run --project src/Train -- " + string.Join(' ', outArgs.Select(Quote));
+        return Program + " " + string.Join(' ', outArgs.Select(Quote));
     }
+
+    /// <summary>How the user started this program, for a command line to copy: the dotnet tool's command, or the README's.</summary>
+    public static string Program => Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "keras-mobilenet" ? "keras-mobilenet" : "dotnet run --project src/Train --";
 
     static string Quote(string a) => a.Length > 0 && a.All(c => char.IsLetterOrDigit(c) || "-_./,=:+".Contains(c)) ? a : $"'{a.Replace("'", "'\\''")}'";
 
