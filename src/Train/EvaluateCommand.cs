@@ -25,8 +25,9 @@ public static class EvaluateCommand
         var batch = new Option<int?>("--batch-size") { Description = "Default: the run's batch size" };
         var precision = Words.PrecisionOption();
         var memoryFormat = Words.MemoryFormatOption();
+        var engine = Words.InferenceEngineOption();
         var cmd = new Command("evaluate", "Top-1, top-5, per-class accuracy, confusion matrix and loss of a checkpoint")
-            { checkpoint, weights, data, json, device, batch, precision, memoryFormat };
+            { checkpoint, weights, data, json, device, batch, precision, memoryFormat, engine };
         cmd.SetAction(p => App.Guard(p, () =>
         {
             if ((p.GetValue(checkpoint) is null) == (p.GetValue(weights) is null))
@@ -52,7 +53,7 @@ public static class EvaluateCommand
             var dev = TorchRuntime.ResolveDevice(p.GetValue(device));
             // The run's label smoothing: the loss printed is the val_loss of history.csv for this checkpoint's epoch.
             var result = Predictions.Evaluate(card, net, root, dev, batchSize, p.GetValue(precision), p.GetValue(memoryFormat), App.Stderr,
-                run?.LabelSmoothing ?? 0);
+                run?.LabelSmoothing ?? 0, p.GetValue(engine));
             if (p.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(ToJson(card, result), Files.Json));
             else Print(card, result);
             return 0;

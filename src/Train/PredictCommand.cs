@@ -23,7 +23,8 @@ public static class PredictCommand
         var json = new Option<bool>("--json") { Description = "Print JSON (with raw logits)" };
         var precision = Words.PrecisionOption();
         var memoryFormat = Words.MemoryFormatOption();
-        var cmd = new Command("predict", "Class probabilities for images") { checkpoint, onnx, weights, data, images, top, json, precision, memoryFormat };
+        var engine = Words.InferenceEngineOption();
+        var cmd = new Command("predict", "Class probabilities for images") { checkpoint, onnx, weights, data, images, top, json, precision, memoryFormat, engine };
         cmd.SetAction(p => App.Guard(p, () =>
         {
             int k = p.GetValue(top);
@@ -43,7 +44,7 @@ public static class PredictCommand
                 var (card, net) = p.GetValue(weights) is string w
                     ? Pretrained.Build(w, p.GetValue(data)!, Environment.GetEnvironmentVariable(Pretrained.BaseUrlVariable), log: App.Stderr)
                     : RunReader.LoadCheckpoint(p.GetValue(checkpoint)!);
-                results = Predictions.Run(card, net, files, k, p.GetValue(precision), p.GetValue(memoryFormat));
+                results = Predictions.Run(card, net, files, k, p.GetValue(precision), p.GetValue(memoryFormat), p.GetValue(engine));
             }
             if (p.GetValue(json))
                 Console.WriteLine(JsonSerializer.Serialize(results.Select(r => new

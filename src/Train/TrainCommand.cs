@@ -54,6 +54,7 @@ public static class TrainCommand
             Bind(Words.DeviceOption(), (o, v) => o with { Device = v }),
             Bind(Words.PrecisionOption(), (o, v) => o with { Precision = v }, nameof(TrainOptions.Precision)),
             Bind(Words.MemoryFormatOption(), (o, v) => o with { MemoryFormat = v }),
+            Bind(Words.InferenceEngineOption(), (o, v) => o with { InferenceEngine = v }),
             Bind(Opt("--workers", "Threads preparing batches", d.Workers), (o, v) => o with { Workers = v }),
             Bind(Opt("--in-memory", "Decode every image once and keep it (true) or stream from disk (false)", d.InMemory), (o, v) => o with { InMemory = v }),
             Bind(Opt<string?>("--out", "Run folder (default reports/<time>-<arch>-w<width>), or a sweep's folder of runs", null), (o, v) => o with { Out = v }),

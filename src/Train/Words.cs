@@ -92,6 +92,9 @@ public static class Words
     public static Option<Model.MemoryFormat> MemoryFormatOption() => Choice("--memory-format",
         "Layout of activations and conv weights: auto is channels_last on CUDA", Model.MemoryFormat.Auto);
 
+    public static Option<Model.InferenceEngine> InferenceEngineOption() => Choice("--inference-engine",
+        "What runs evaluation, validation and prediction: auto is onnxruntime on a CPU (BatchNorm folded, several times faster there), torch on a GPU", Model.InferenceEngine.Auto);
+
     /// <summary>The user's command line with some options set to other values (added when absent).</summary>
     public static string CommandWith(IReadOnlyList<string> args, IReadOnlyDictionary<string, string> set)
     {

@@ -129,11 +129,11 @@ public class LayoutTests
         ["Export"] = ["Architecture", "Backend", "Data", "Model", "Runs"],
         ["Reports"] = ["Architecture", "Backend", "Runs"],
         ["Optim"] = ["Runs"],
-        ["Engine"] = ["Backend", "Data", "Model", "Optim", "Runs"],
+        ["Engine"] = ["Backend", "Data", "Export", "Model", "Optim", "Runs"],
         ["Sweeps"] = ["Backend"],
         ["Weights"] = ["Architecture", "Backend", "Data", "Downloads", "Model", "Runs"],
         ["Training"] = ["Architecture", "Backend", "Config", "Data", "Downloads", "Engine", "Export", "Model", "Optim", "Runs", "Sweeps", "Weights"],
-        ["Inference"] = ["Backend", "Data", "Engine", "Model", "Runs", "Training"],
+        ["Inference"] = ["Backend", "Data", "Engine", "Export", "Model", "Runs", "Training"],
     };
 
     [Test]

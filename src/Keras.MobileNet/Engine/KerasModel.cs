@@ -72,6 +72,28 @@ public sealed class KerasModel : IDisposable
     /// </summary>
     public Runs.ModelCard? Card { get; set; }
 
+    /// <summary>What computes <see cref="Evaluate"/> (so Fit's validation) and <see cref="Predict"/>; see <see cref="EngineInUse"/>.</summary>
+    public Model.InferenceEngine InferenceEngine { get; set; } = Model.InferenceEngine.Auto;
+
+    /// <summary>
+    /// The engine a forward pass without gradients uses now: ONNX Runtime (the current weights exported in memory, on
+    /// the CPU) where asked, or for auto on a CPU when the model has a <see cref="Card"/> (the export is written from
+    /// it); libtorch otherwise.
+    /// </summary>
+    public Model.InferenceEngine EngineInUse => InferenceEngine switch
+    {
+        Model.InferenceEngine.Torch => Model.InferenceEngine.Torch,
+        Model.InferenceEngine.OnnxRuntime when Device.type != DeviceType.CPU =>
+            throw new Backend.UserError($"--inference-engine onnxruntime runs on the CPU only (the bundled ONNX Runtime has no CUDA provider), and this model is on {Device}; use --inference-engine torch or auto"),
+        Model.InferenceEngine.OnnxRuntime when Card is null =>
+            throw new InvalidOperationException("ONNX Runtime inference exports the network from its Card: set KerasModel.Card (Applications.MobileNetV2 does)"),
+        Model.InferenceEngine.OnnxRuntime => Model.InferenceEngine.OnnxRuntime,
+        _ => Device.type == DeviceType.CPU && Card is not null ? Model.InferenceEngine.OnnxRuntime : Model.InferenceEngine.Torch,
+    };
+
+    /// <summary>The network's current weights in ONNX Runtime, when that is the engine in use (disposed by the caller).</summary>
+    Export.OrtForward? OrtIfInUse() => EngineInUse == Model.InferenceEngine.OnnxRuntime ? Export.OrtForward.FromNetwork(Card!, Network) : null;
+
     public void Compile(CompileOptions options)
     {
         compiled = options;
@@ -178,27 +200,30 @@ public sealed class KerasModel : IDisposable
         int k = compiled?.TopK ?? 5;
         using var fold = new MetricFold(Device, Classes, k);
         Network.eval();
+        using var ort = OrtIfInUse();
         using (no_grad())
             foreach (var b in data.Epoch(0))
                 using (b)
                 using (var scope = NewDisposeScope())
                 {
                     var (x, y) = OnDevice(b);
-                    var logits = Network.forward(x);
+                    var logits = ort?.Forward(x) ?? Network.forward(x);
                     fold.Add(loss(logits, y), logits, y, withConfusion: true);
                 }
         var r = fold.Read();
         return new Evaluation(r.Loss, r.Accuracy, r.TopK, fold.Confusion(), fold.Samples);
     }
 
-    /// <summary>Logits for a batch of normalized images (eval mode, no grad), on the CPU.</summary>
+    /// <summary>Logits for a batch of normalized images (eval mode, no grad), on the CPU. With ONNX Runtime in use, each
+    /// call exports the current weights: give it many images at once, or use an <see cref="Export.OrtForward"/>.</summary>
     public Tensor Predict(Tensor images)
     {
         Network.eval();
         using var _ = no_grad();
         using var scope = NewDisposeScope();
+        using var ort = OrtIfInUse();
         var x = images.to(Device);
-        var y = Network.forward(Laid(x));
+        var y = ort?.Forward(x) ?? Network.forward(Laid(x));
         return y.cpu().DetachFromDisposeScope();
     }
 

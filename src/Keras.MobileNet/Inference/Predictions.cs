@@ -52,13 +52,14 @@ public static class Predictions
 
     /// <summary>The top classes of each image through a network on the CPU, in the card's preprocessing.</summary>
     public static List<Prediction> Run(ModelCard card, MobileNetV2 net, IReadOnlyList<string> files, int k,
-        Precision precision = Precision.Fp32, MemoryFormat memoryFormat = MemoryFormat.Auto)
+        Precision precision = Precision.Fp32, MemoryFormat memoryFormat = MemoryFormat.Auto, InferenceEngine engine = InferenceEngine.Auto)
     {
-        using var model = new KerasModel(net, CPU, card.Classes, precision, memoryFormat);
+        using var model = new KerasModel(net, CPU, card.Classes, precision, memoryFormat) { Card = card, InferenceEngine = engine };
+        using var ort = model.EngineInUse == InferenceEngine.OnnxRuntime ? Export.OrtForward.FromNetwork(card, net) : null; // one export for every chunk
         return Chunked(files, chunk =>
         {
             using var x = tensor(Preprocess(chunk, card), [chunk.Count, 3, card.ImageSize, card.ImageSize]);
-            using var logits = model.Predict(x);
+            using var logits = ort?.Forward(x) ?? model.Predict(x);
             return Top(chunk, logits.data<float>().ToArray(), card, k);
         });
     }
@@ -75,11 +76,12 @@ public static class Predictions
     /// the training's: cross-entropy with its <paramref name="labelSmoothing"/>, so it equals history.csv's val_loss.
     /// </summary>
     public static Evaluation Evaluate(ModelCard card, MobileNetV2 net, string root, Device device, int batchSize,
-        Precision precision = Precision.Fp32, MemoryFormat memoryFormat = MemoryFormat.Auto, ILogger? warn = null, double labelSmoothing = 0)
+        Precision precision = Precision.Fp32, MemoryFormat memoryFormat = MemoryFormat.Auto, ILogger? warn = null, double labelSmoothing = 0,
+        InferenceEngine engine = InferenceEngine.Auto)
     {
         var val = TrainingData.Val(root, card.ClassFolders, TransformConfig.For(card.ImageSize, card.Mean, card.Std), batchSize, device,
             new BadImageLog { OnWarning = warn });
-        using var model = new KerasModel(net, device, card.Classes, precision, memoryFormat);
+        using var model = new KerasModel(net, device, card.Classes, precision, memoryFormat) { Card = card, InferenceEngine = engine };
         return model.Evaluate(val, Losses.CrossEntropy(labelSmoothing));
     }
 }

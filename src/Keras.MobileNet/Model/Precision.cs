@@ -11,6 +11,18 @@ public enum Precision { Fp32, Bf16 }
 public enum MemoryFormat { Auto, Contiguous, ChannelsLast }
 
 /// <summary>
+/// What computes a forward pass without gradients (evaluation, validation, prediction): auto = ONNX Runtime on a CPU
+/// (the network exported in memory from its current weights, BatchNorm folded: 6-36x libtorch's speed there) and
+/// libtorch on a GPU; or always one of them.
+/// </summary>
+public enum InferenceEngine
+{
+    Auto,
+    Torch,
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("onnxruntime")] OnnxRuntime,
+}
+
+/// <summary>
 /// torch.nn.Conv2d with an optional compute type: with <see cref="Compute"/> set (bf16), the input, weight and bias are
 /// cast to it for the convolution, as autocast does, while the parameter itself stays fp32 (the optimizer's master
 /// weight, the checkpoint's tensor). Same parameters, names, initialisation draws and arithmetic as TorchSharp's

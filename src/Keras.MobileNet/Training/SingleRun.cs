@@ -47,6 +47,8 @@ public static class SingleRun
         log.Line($"{folder}: MobileNetV2 {Files.Word(o.Arch)} width {width}, {counts.Trainable:N0} trainable params, {counts.Macs:N0} MACs, device {device}");
 
         using var model = Build(o, spec, device);
+        (model.Card, model.InferenceEngine) = (card, o.InferenceEngine); // validation on a CPU runs in ONNX Runtime unless asked otherwise
+        if (model.EngineInUse == InferenceEngine.OnnxRuntime) log.Line("validation: ONNX Runtime on the CPU (the epoch's weights exported in memory)");
         if (state.CompletedEpochs > 0)
         {
             run.Restore(state, model.Network, model.Optimizer!);

@@ -1,0 +1,50 @@
+using Google.Protobuf;
+using Keras.MobileNet.Runs;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using static TorchSharp.torch;
+using Tensor = TorchSharp.torch.Tensor;
+
+namespace Keras.MobileNet.Export;
+
+/// <summary>
+/// A network's current weights as an ONNX Runtime session on the CPU, exported in memory (BatchNorm folded into the
+/// convolutions, as <c>export --onnx</c> writes it): the forward pass of evaluation and prediction at ONNX Runtime's
+/// speed. It computes what the network computes in inference mode; later changes to the weights are not seen (build
+/// another).
+/// </summary>
+public sealed class OrtForward : IDisposable
+{
+    readonly InferenceSession session;
+    readonly int classes;
+
+    OrtForward(InferenceSession session, int classes) => (this.session, this.classes) = (session, classes);
+
+    /// <param name="card">The network's preset, width and classes (the graph is written from its spec).</param>
+    /// <param name="network">A MobileNetV2 of that spec (torchvision's key layout).</param>
+    /// <param name="threads">ONNX Runtime's intra-op threads; 0 = libtorch's thread count, so both engines use the same cores.</param>
+    public static OrtForward FromNetwork(ModelCard card, nn.Module network, int threads = 0)
+    {
+        var model = OnnxExport.Build(card, network, new OnnxOptions());
+        using var options = new SessionOptions
+        {
+            IntraOpNumThreads = threads > 0 ? threads : get_num_threads(),
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+        };
+        return new OrtForward(new InferenceSession(model.ToByteArray(), options), card.Classes);
+    }
+
+    /// <summary>Logits [n, classes] (float32, CPU) of normalised images [n, 3, H, W] in any layout or dtype.</summary>
+    public Tensor Forward(Tensor images)
+    {
+        long[] shape = images.shape;
+        float[] data;
+        using (var x = images.to(ScalarType.Float32, CPU).contiguous()) data = x.data<float>().ToArray();
+        var input = new DenseTensor<float>(data, [(int)shape[0], (int)shape[1], (int)shape[2], (int)shape[3]]);
+        using var results = session.Run([NamedOnnxValue.CreateFromTensor(OnnxExport.Input, input)]);
+        float[] logits = results.First(r => r.Name == OnnxExport.Output).AsEnumerable<float>().ToArray();
+        return tensor(logits, [shape[0], classes]);
+    }
+
+    public void Dispose() => session.Dispose();
+}
