@@ -4,7 +4,10 @@ using Keras.MobileNet.Runs;
 
 namespace Keras.MobileNet.Reports;
 
-/// <summary>accuracy_vs_cost.png: best val accuracy against parameters and against MACs, one point per width.</summary>
+/// <summary>
+/// accuracy_vs_cost.png: best val accuracy against parameters, against MACs, and (when every run measured it) against
+/// the measured CPU latency, one point per width.
+/// </summary>
 public static class CostFigure
 {
     /// <summary>The points that no cheaper point beats: sorted by cost, each more accurate than all before it.</summary>
@@ -19,8 +22,29 @@ public static class CostFigure
 
     public static void Draw(IReadOnlyList<RunData> runs, string path, FigureSize size)
     {
-        var mp = Plot(RunGroup.Of(runs), size);
-        Figures.Save(path, tmp => mp.SavePng(tmp, size.Width, size.Height / 2 + 100));
+        var groups = RunGroup.Of(runs);
+        var mp = Plot(groups, size);
+        int panels = Panels(groups);
+        Figures.Save(path, tmp => mp.SavePng(tmp, size.Width * panels / 2, size.Height / 2 + 100));
+    }
+
+    /// <summary>Three panels when every width measured its latency on one machine, else two (parameters and MACs).</summary>
+    public static int Panels(IReadOnlyList<RunGroup> groups) => LatencyMachine(groups) is null ? 2 : 3;
+
+    /// <summary>The machine every run's latency was measured on, or null (one missing, or several machines).</summary>
+    public static string? LatencyMachine(IReadOnlyList<RunGroup> groups)
+    {
+        var all = groups.SelectMany(g => g.Runs).Select(r => r.Summary?.Latency).ToList();
+        if (all.Count == 0 || all.Any(l => l is null)) return null;
+        var machines = all.Select(l => l!.Machine).Distinct().ToList();
+        return machines.Count == 1 ? machines[0] : null;
+    }
+
+    /// <summary>A width's median latency over its seeds (ms).</summary>
+    static double LatencyOf(RunGroup g)
+    {
+        var v = g.Runs.Select(r => r.Summary!.Latency!.MedianMs).Order().ToList();
+        return v.Count % 2 == 1 ? v[v.Count / 2] : (v[v.Count / 2 - 1] + v[v.Count / 2]) / 2;
     }
 
     /// <summary>The mean of each width's seeds with error bars of one standard deviation; the frontier on the means.</summary>
@@ -28,14 +52,16 @@ public static class CostFigure
     {
         Figures.EnsureFont();
         var withAccuracy = groups.Where(g => g.BestAccuracy is not null).ToList();
+        int panels = Panels(groups);
+        string? machine = LatencyMachine(groups);
         var mp = new Multiplot();
-        mp.AddPlots(2);
-        mp.Layout = new ScottPlot.MultiplotLayouts.Grid(1, 2);
-        for (int panel = 0; panel < 2; panel++)
+        mp.AddPlots(panels);
+        mp.Layout = new ScottPlot.MultiplotLayouts.Grid(1, panels);
+        for (int panel = 0; panel < panels; panel++)
         {
             var plot = mp.GetPlot(panel);
             plot.ScaleFactor = (float)size.Scale;
-            var pts = withAccuracy.Select(g => (Cost: (panel == 0 ? g.First.Summary!.Params : g.First.Summary!.Macs) / 1e6,
+            var pts = withAccuracy.Select(g => (Cost: panel switch { 0 => g.First.Summary!.Params / 1e6, 1 => g.First.Summary!.Macs / 1e6, _ => LatencyOf(g) },
                 Stat: g.BestAccuracy!, g.Label)).ToList();
             var front = Frontier(pts.Select(p => (p.Cost, p.Stat.Mean * 100, p.Label)));
             if (front.Count > 1)
@@ -60,10 +86,18 @@ public static class CostFigure
                 var marker = plot.Add.Marker(cost, stat.Mean * 100, MarkerShape.FilledCircle, 12, color);
                 marker.LegendText = stat.N > 1 ? $"{label}: {stat.Mean * 100:F1} ± {stat.Sd * 100:F1}%" : $"{label}: {stat.Mean * 100:F1}%";
             }
-            if (pts.Count > 0) plot.ShowLegend(Alignment.LowerRight);
+            // One legend, outside the last panel: inside, it hid whichever point sat in its corner.
+            if (pts.Count > 0 && panel == panels - 1) plot.ShowLegend(Edge.Right);
+            else plot.HideLegend();
             if (pts.Count == 0) plot.Add.Annotation("no run has a validation accuracy", Alignment.MiddleCenter);
-            plot.Title((panel == 0 ? "Best val accuracy vs parameters" : "Best val accuracy vs MACs") + (seeds ? " (mean ± sd)" : ""));
-            plot.XLabel(panel == 0 ? "parameters (millions)" : "MACs per image (millions)");
+            plot.Title(panel switch { 0 => "Best val accuracy vs parameters", 1 => "Best val accuracy vs MACs", _ => "Best val accuracy vs CPU latency" }
+                + (seeds ? " (mean ± sd)" : ""));
+            plot.XLabel(panel switch
+            {
+                0 => "parameters (millions)",
+                1 => "MACs per image (millions)",
+                _ => $"ms per image at batch 1, ONNX Runtime\nmeasured on {machine}",
+            });
             plot.YLabel("best val accuracy (%)");
             plot.Axes.AutoScale();
             plot.Axes.Margins(0.1, 0.15);

@@ -49,6 +49,12 @@ public static class Report
     static string MeanSd(Spread? s) => s is null ? "-"
         : $"{(s.Mean * 100).ToString("F2", CultureInfo.InvariantCulture)} ± {(s.Sd * 100).ToString("F2", CultureInfo.InvariantCulture)}%";
     static string N(long v) => v.ToString("N0", CultureInfo.InvariantCulture);
+    static string Ms(double? v) => v is double d ? d.ToString("F2", CultureInfo.InvariantCulture) + " ms" : "-";
+    static double? Median(IEnumerable<double?> values)
+    {
+        var v = values.OfType<double>().Order().ToList();
+        return v.Count == 0 ? null : v.Count % 2 == 1 ? v[v.Count / 2] : (v[v.Count / 2 - 1] + v[v.Count / 2]) / 2;
+    }
 
     public static string Markdown(IReadOnlyList<RunData> runs, string outDir, IReadOnlyList<string> images)
     {
@@ -57,30 +63,36 @@ public static class Report
         if (groups.Any(g => g.Seeds))
         {
             // The width effect against the luck of one seed: best val accuracy across each width's seeds.
-            sb.Append("| arch | width | seeds | best val acc (mean ± sd) | min | max | final val acc (mean ± sd) | params | MACs |\n");
-            sb.Append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+            sb.Append("| arch | width | seeds | best val acc (mean ± sd) | min | max | final val acc (mean ± sd) | params | MACs | CPU latency |\n");
+            sb.Append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
             foreach (var g in groups)
             {
                 var s = g.First.Summary;
                 var best = g.BestAccuracy;
                 var final = Spread.Of(g.Runs.Select(r => r.History.LastOrDefault()?.ValAccuracy ?? double.NaN));
                 sb.Append($"| {(s is null ? "-" : Files.Word(s.Arch))} | {g.Width.ToString(CultureInfo.InvariantCulture)} | {g.Runs.Count} | {MeanSd(best)} | " +
-                          $"{Pct(best?.Min)} | {Pct(best?.Max)} | {MeanSd(final)} | {(s is null ? "-" : N(s.Params))} | {(s is null ? "-" : N(s.Macs))} |\n");
+                          $"{Pct(best?.Min)} | {Pct(best?.Max)} | {MeanSd(final)} | {(s is null ? "-" : N(s.Params))} | {(s is null ? "-" : N(s.Macs))} | " +
+                          $"{Ms(Median(g.Runs.Select(r => r.Summary?.Latency?.MedianMs)))} |\n");
             }
             sb.Append("\nsd: sample standard deviation (n - 1) across seeds. Every run:\n\n");
         }
-        sb.Append("| run | arch | width | seed | params | MACs | best val acc | final val acc | best epoch | epochs | train time | images/s | device |\n");
-        sb.Append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
+        sb.Append("| run | arch | width | seed | params | MACs | CPU latency | best val acc | final val acc | best epoch | epochs | train time | images/s | device |\n");
+        sb.Append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
         foreach (var r in runs)
         {
             var s = r.Summary;
             string name = Path.GetRelativePath(outDir, r.Folder).Replace('\\', '/');
             sb.Append($"| {name} | {(s is null ? "-" : Files.Word(s.Arch))} | {r.Width.ToString(CultureInfo.InvariantCulture)} | {(s is null ? "-" : s.Seed)} | {(s is null ? "-" : N(s.Params))} | " +
-                      $"{(s is null ? "-" : N(s.Macs))} | {Pct(s?.BestValAccuracy)} | {Pct(r.History.LastOrDefault()?.ValAccuracy)} | " +
+                      $"{(s is null ? "-" : N(s.Macs))} | {Ms(s?.Latency?.MedianMs)} | {Pct(s?.BestValAccuracy)} | {Pct(r.History.LastOrDefault()?.ValAccuracy)} | " +
                       $"{(s is null || s.BestEpoch < 1 ? "-" : s.BestEpoch)} | {r.History.Count} | " +
                       $"{(s is null ? "-" : s.TrainSeconds.ToString("F0", CultureInfo.InvariantCulture) + " s")} | " +
                       $"{(s is null ? "-" : s.ImagesPerSecond.ToString("F0", CultureInfo.InvariantCulture))} | {s?.Device ?? "-"} |\n");
         }
+        var machines = runs.Select(r => r.Summary?.Latency).OfType<MeasuredLatency>().Select(l => l.Machine).Distinct().ToList();
+        if (machines.Count > 0)
+            sb.Append($"\nCPU latency: median of single-image forward passes in ONNX Runtime (fp32, BatchNorm folded) at each run's image size, " +
+                      $"measured at the end of each run on {string.Join("; ", machines)}" +
+                      (machines.Count > 1 ? " (different machines: compare latencies of one machine only)" : "") + ".\n");
         foreach (var r in runs.Where(r => r.Summary?.StopReason is not null))
             sb.Append($"\n{r.Label} stopped early: {r.Summary!.StopReason}\n");
         sb.Append('\n');

@@ -32,10 +32,21 @@ public enum RunStatus { Completed, EarlyStopped, Failed }
 /// <summary>summary.json.</summary>
 public sealed record RunSummary([property: System.Text.Json.Serialization.JsonRequired] Preset Arch, double Width, int Classes, int ImageSize, long Params, long NonTrainableParams, long Macs,
     double? BestValAccuracy, int BestEpoch, double? FinalValAccuracy, int Epochs, double TrainSeconds, double ImagesPerSecond,
-    string Device, long Seed, string? StopReason, TrainOptions Options, RunStatus Status = RunStatus.Completed)
+    string Device, long Seed, string? StopReason, TrainOptions Options, RunStatus Status = RunStatus.Completed, MeasuredLatency? Latency = null)
 {
     /// <summary>What is wrong with a summary read from a file, or null.</summary>
     public string? Problem() => Options is null ? "options is missing" : !Enum.IsDefined(Arch) ? $"arch is '{Arch}'" : null;
+}
+
+/// <summary>
+/// A network's measured inference latency: the median of <see cref="Runs"/> single-image forward passes in ONNX
+/// Runtime on this machine's CPU (fp32, BatchNorm folded, after a warm-up), with the CPU and thread count that
+/// measured it, since a latency means nothing without its machine.
+/// </summary>
+public sealed record MeasuredLatency(double MedianMs, double P90Ms, int Batch, int ImageSize, string Engine, string Cpu, int Threads, int Runs)
+{
+    /// <summary>"AMD EPYC, 2 threads": which machine measured it, for a figure or a table.</summary>
+    public string Machine => $"{Cpu}, {Threads} thread{(Threads == 1 ? "" : "s")}";
 }
 
 /// <summary>A run as the trainer returns it and a sweep reads it back.</summary>

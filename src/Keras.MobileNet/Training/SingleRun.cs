@@ -104,7 +104,7 @@ public static class SingleRun
             return new RunResult(folder, failedSummary, rows);
         }
         run.WriteState(state);
-        var summary = Summary(o, width, spec, counts, state, rows, device, model, status);
+        var summary = Summary(o, width, spec, counts, state, rows, device, model, status) with { Latency = MeasureLatency(card, model, log) };
         Files.WriteJson(Path.Combine(folder, RunReader.Summary), summary);
         if (model.StopReason is not null) log.Line(model.StopReason);
         log.Line($"{folder}: best val_accuracy {(summary.BestValAccuracy is double b ? b.ToString("F4", CultureInfo.InvariantCulture) : "-")}" +
@@ -119,6 +119,25 @@ public static class SingleRun
             double.IsFinite(state.BestValAccuracy) ? state.BestValAccuracy : null, state.BestEpoch,
             rows.LastOrDefault()?.ValAccuracy, rows.Count, state.TrainSeconds, state.TrainImages / Math.Max(state.TrainSeconds, 1e-9), device.ToString(), o.Seed,
             model.StopReason, o, status);
+
+    /// <summary>
+    /// The network's CPU latency at batch 1 in ONNX Runtime, measured once at the end of a run on the machine it ran
+    /// on, for the width comparison (a measurement that fails is said and left out, never a failed run).
+    /// </summary>
+    static MeasuredLatency? MeasureLatency(ModelCard card, KerasModel model, ILogger log)
+    {
+        try
+        {
+            var latency = Export.Latency.Measure(card, model.Network);
+            log.Line($"latency: {latency.MedianMs:F2} ms median at batch 1 ({latency.Engine}, {latency.Machine})");
+            return latency;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            log.Warning($"warning: latency not measured: {e.Message.Split('\n')[0]}");
+            return null;
+        }
+    }
 
     /// <summary>The model card of a run: the preset's dropout unless --dropout says otherwise (the spec is the one place that knows it).</summary>
     public static ModelCard Card(TrainOptions o, double width, string[] classFolders, string[] classNames, TransformConfig transform)

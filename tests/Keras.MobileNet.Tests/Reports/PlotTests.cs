@@ -77,9 +77,33 @@ public class PlotTests
         using (Check(Path.Combine(dir, "lr.png"), 900, 700)) { }
         using (Check(Path.Combine(dir, "accuracy_vs_cost.png"), 900, 450)) { }
         string md = File.ReadAllText(Path.Combine(dir, "report.md"));
-        Assert.That(md, Does.Contain("| paper | 1 | 0 | 2,236,682 | 299,507,072 | 91.00% |"));
+        Assert.That(md, Does.Contain("| paper | 1 | 0 | 2,236,682 | 299,507,072 | - | 91.00% |"), "no latency measured: a dash");
+        Assert.That(md, Does.Not.Contain("CPU latency: median"));
         Assert.That(md, Does.Contain("![curves](curves.png)"));
         Assert.That(md, Does.Contain("stopped early: loss became NaN"));
+    }
+
+    [Test]
+    public void Measured_latency_adds_a_third_panel_and_a_report_column_naming_the_machine()
+    {
+        static MeasuredLatency L(double ms, string cpu = "Test CPU 9000") => new(ms, ms * 1.1, 1, 224, "onnxruntime-cpu-fp32", cpu, 2, 30);
+        var runs = AwkwardRuns().Select((r, i) => r with { Summary = r.Summary! with { Latency = L(10.0 - i) } }).ToList();
+        var size = new FigureSize(900, 700);
+        Report.Draw(runs, dir, size);
+        using (var img = Check(Path.Combine(dir, "accuracy_vs_cost.png"), 1350, 450))
+            Assert.That(Variance(img, 950, 60, 350, 300), Is.GreaterThan(50), "the third panel has content");
+        string md = File.ReadAllText(Path.Combine(dir, "report.md"));
+        Assert.That(md, Does.Contain("| paper | 1 | 0 | 2,236,682 | 299,507,072 | 10.00 ms | 91.00% |"));
+        Assert.That(md, Does.Contain("measured at the end of each run on Test CPU 9000, 2 threads."));
+        Assert.That(CostFigure.LatencyMachine(RunGroup.Of(runs)), Is.EqualTo("Test CPU 9000, 2 threads"));
+
+        // One run without a measurement, or runs measured on two machines: no latency panel (they do not compare).
+        var missing = runs.Select((r, i) => i == 2 ? r with { Summary = r.Summary! with { Latency = null } } : r).ToList();
+        var mixed = runs.Select((r, i) => i == 2 ? r with { Summary = r.Summary! with { Latency = L(3, "Other CPU") } } : r).ToList();
+        Assert.That((CostFigure.Panels(RunGroup.Of(missing)), CostFigure.Panels(RunGroup.Of(mixed))), Is.EqualTo((2, 2)));
+        Report.Draw(mixed, dir, size);
+        Assert.That(File.ReadAllText(Path.Combine(dir, "report.md")), Does.Contain("(different machines: compare latencies of one machine only)"));
+        using (Check(Path.Combine(dir, "accuracy_vs_cost.png"), 900, 450)) { }
     }
 
     [Test]
