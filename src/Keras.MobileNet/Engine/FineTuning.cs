@@ -17,7 +17,14 @@ public sealed class FineTuning(int unfreezeEpoch, int unfreezeFrom, bool batchNo
     /// <summary>Which children of features train at an epoch (index >= the returned value), pure.</summary>
     public static int FirstTrainable(int epoch, int unfreezeEpoch, int unfreezeFrom) => epoch < unfreezeEpoch ? int.MaxValue : unfreezeFrom;
 
-    public override void OnTrainingMode(int epoch) => Apply(Model.Network, epoch);
+    public override void OnTrainingMode(int epoch)
+    {
+        Apply(Model.Network, epoch);
+        // The frozen children, in inference mode, are what an exported graph computes: on a CPU they run in ONNX Runtime.
+        Model.FreezePrefix(FirstTrainable(epoch, unfreezeEpoch, unfreezeFrom));
+    }
+
+    public override void OnTrainEnd(Logs logs) => Model.FreezePrefix(0);
 
     public void Apply(nn.Module network, int epoch)
     {

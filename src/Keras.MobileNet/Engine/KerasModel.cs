@@ -6,30 +6,6 @@ using Keras.MobileNet.Weights;
 
 namespace Keras.MobileNet.Engine;
 
-/// <summary>Compile-time choices: how to make the optimizer, the loss, which metrics.</summary>
-public sealed record CompileOptions(Func<IEnumerable<TorchSharp.Modules.Parameter>, optim.Optimizer> Optimizer, Func<Tensor, Tensor, Tensor> Loss, int TopK = 5);
-
-public static class Losses
-{
-    /// <summary>Cross-entropy with label smoothing (TorchSharp's functional form has the option; the factory has not).</summary>
-    public static Func<Tensor, Tensor, Tensor> CrossEntropy(double labelSmoothing = 0.0) =>
-        (logits, target) => nn.functional.cross_entropy(logits, target, label_smoothing: labelSmoothing);
-}
-
-public static class Optimizers
-{
-    /// <summary>
-    /// AdamW with PyTorch's defaults, except that weight decay is always stated (TorchSharp's default is 0, PyTorch's
-    /// 0.01). Multi-tensor (one buffer, a few kernels per step: <c>MultiTensor.AdamW</c>) unless
-    /// <paramref name="perParameter"/> asks for TorchSharp's own, which loops over the parameter tensors.
-    /// </summary>
-    public static Func<IEnumerable<TorchSharp.Modules.Parameter>, optim.Optimizer> AdamW(double lr, double weightDecay,
-        double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, bool perParameter = false) =>
-        perParameter
-            ? ps => optim.AdamW(ps, lr: lr, beta1: beta1, beta2: beta2, eps: eps, weight_decay: weightDecay)
-            : ps => new Optim.AdamW(ps, lr, beta1, beta2, eps, weightDecay);
-}
-
 /// <summary>
 /// The Keras-shaped model: Compile, Fit, Evaluate, Predict over a TorchSharp module. Training state the callbacks
 /// may touch (StopTraining, the optimizer's learning rate) is exposed here, as in Keras.
@@ -90,6 +66,28 @@ public sealed class KerasModel : IDisposable
         Model.InferenceEngine.OnnxRuntime => Model.InferenceEngine.OnnxRuntime,
         _ => Device.type == DeviceType.CPU && Card is not null ? Model.InferenceEngine.OnnxRuntime : Model.InferenceEngine.Torch,
     };
+
+    Export.OrtForward? frozenPrefix;
+    int frozenChildren;
+
+    /// <summary>How many children of <c>features</c> run in ONNX Runtime during training (fine-tuning's frozen part), 0 when none.</summary>
+    public int FrozenChildrenInOnnxRuntime => frozenPrefix is null ? 0 : frozenChildren;
+
+    /// <summary>
+    /// Fine-tuning: the first <paramref name="children"/> children of <c>features</c> are frozen and in inference mode
+    /// (see <see cref="FineTuning"/>). With ONNX Runtime in use (a CPU) they run there, exported now from their
+    /// weights, and the rest of the network trains in libtorch on their output: the same function, without libtorch's
+    /// slow CPU forward for the frozen part. Otherwise (or with 0) every child runs in libtorch. Call it again when the
+    /// frozen part changes.
+    /// </summary>
+    public void FreezePrefix(int children)
+    {
+        frozenPrefix?.Dispose();
+        (frozenPrefix, frozenChildren) = (null, 0);
+        if (children <= 0 || Network is not Model.MobileNetV2 net || Card is null || EngineInUse != Model.InferenceEngine.OnnxRuntime) return;
+        frozenChildren = Math.Min(children, net.FeatureChildren);
+        frozenPrefix = Export.OrtForward.FromPrefix(Card, Network, frozenChildren);
+    }
 
     /// <summary>The network's current weights in ONNX Runtime, when that is the engine in use (disposed by the caller).</summary>
     Export.OrtForward? OrtIfInUse() => EngineInUse == Model.InferenceEngine.OnnxRuntime ? Export.OrtForward.FromNetwork(Card!, Network) : null;
@@ -175,7 +173,7 @@ public sealed class KerasModel : IDisposable
         using var scope = NewDisposeScope();
         var (x, y) = OnDevice(b);
         Optimizer!.zero_grad();
-        var logits = Network.forward(x);
+        var logits = frozenPrefix is null ? Network.forward(x) : ((Model.MobileNetV2)Network).ForwardFrom(frozenChildren, Laid(frozenPrefix.Forward(x)));
         var loss = compiled!.Loss(logits, y);
         loss.backward();
         Optimizer.step();
@@ -229,6 +227,7 @@ public sealed class KerasModel : IDisposable
 
     public void Dispose()
     {
+        frozenPrefix?.Dispose();
         Optimizer?.Dispose();
         Network.Dispose();
     }

@@ -52,15 +52,7 @@ public static class OnnxExport
         var g = new GraphWriter(graph, state, options.FoldBatchNorm);
 
         graph.Input.Add(Value(Input, options.Batch, 3, "height", "width"));
-        string x = g.Unit(Input, TorchvisionLayout.Stem(spec));
-        for (int i = 0; i < spec.Blocks.Count; i++)
-        {
-            var b = spec.Blocks[i];
-            string y = x;
-            foreach (var k in TorchvisionLayout.Units(b, $"{TorchvisionLayout.Block(i)}.conv")) y = g.Unit(y, k); // # pw, # dw, # pw-linear
-            x = b.Residual ? g.Node("Add", [x, y]) : y;
-        }
-        x = g.Unit(x, TorchvisionLayout.Last(spec));
+        string x = Features(g, spec, Input, FeatureChildren(spec));
         x = g.Node("GlobalAveragePool", [x]);
         x = g.Node("Flatten", [x], Attr("axis", 1));
         // Dropout is the identity at inference; the classifier is Linear: x W^T + b.
@@ -74,6 +66,49 @@ public static class OnnxExport
         };
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = options.Opset });
         foreach (var (key, value) in Metadata(card)) model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
+        return model;
+    }
+
+    /// <summary>The children of <c>features</c>: the stem, one per block, the last 1x1 convolution.</summary>
+    public static int FeatureChildren(NetworkSpec spec) => spec.Blocks.Count + 2;
+
+    /// <summary>Writes <c>features</c>' children [0, <paramref name="children"/>) on <paramref name="x"/>; returns the output's name.</summary>
+    static string Features(GraphWriter g, NetworkSpec spec, string x, int children)
+    {
+        if (children > 0) x = g.Unit(x, TorchvisionLayout.Stem(spec));
+        for (int i = 0; i < spec.Blocks.Count && i + 1 < children; i++)
+        {
+            var b = spec.Blocks[i];
+            string y = x;
+            foreach (var k in TorchvisionLayout.Units(b, $"{TorchvisionLayout.Block(i)}.conv")) y = g.Unit(y, k); // # pw, # dw, # pw-linear
+            x = b.Residual ? g.Node("Add", [x, y]) : y;
+        }
+        if (children == FeatureChildren(spec)) x = g.Unit(x, TorchvisionLayout.Last(spec));
+        return x;
+    }
+
+    /// <summary>The name of a prefix graph's output: the activations after its last child.</summary>
+    public const string PrefixOutput = "features";
+
+    /// <summary>
+    /// The first <paramref name="children"/> children of <c>features</c> (1 = the stem, 19 = all of them) as a graph
+    /// from <see cref="Input"/> to <see cref="PrefixOutput"/> (BatchNorm folded: inference mode), for fine-tuning's
+    /// frozen part.
+    /// </summary>
+    public static ModelProto BuildPrefix(ModelCard card, nn.Module network, int children)
+    {
+        var spec = card.Spec();
+        if (children < 1 || children > FeatureChildren(spec))
+            throw new ArgumentOutOfRangeException(nameof(children), $"a prefix has 1 to {FeatureChildren(spec)} children of features, not {children}");
+        var graph = new GraphProto { Name = $"mobilenet_v2_features_0_{children - 1}" };
+        var g = new GraphWriter(graph, network.state_dict(), fold: true);
+        graph.Input.Add(Value(Input, null, 3, "height", "width"));
+        string x = Features(g, spec, Input, children);
+        g.Node("Identity", [x], [PrefixOutput]);
+        var outShape = new ValueInfoProto { Name = PrefixOutput, Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float } } };
+        graph.Output.Add(outShape);
+        var model = new ModelProto { IrVersion = 8, ProducerName = "Keras.MobileNet", ProducerVersion = Version, Graph = graph };
+        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = 17 });
         return model;
     }
 

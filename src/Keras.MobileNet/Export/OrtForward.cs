@@ -16,25 +16,32 @@ namespace Keras.MobileNet.Export;
 public sealed class OrtForward : IDisposable
 {
     readonly InferenceSession session;
-    readonly int classes;
+    readonly string output;
 
-    OrtForward(InferenceSession session, int classes) => (this.session, this.classes) = (session, classes);
+    OrtForward(InferenceSession session, string output) => (this.session, this.output) = (session, output);
 
-    /// <param name="card">The network's preset, width and classes (the graph is written from its spec).</param>
-    /// <param name="network">A MobileNetV2 of that spec (torchvision's key layout).</param>
-    /// <param name="threads">ONNX Runtime's intra-op threads; 0 = libtorch's thread count, so both engines use the same cores.</param>
-    public static OrtForward FromNetwork(ModelCard card, nn.Module network, int threads = 0)
+    static OrtForward Open(Onnx.ModelProto model, string output, int threads)
     {
-        var model = OnnxExport.Build(card, network, new OnnxOptions());
         using var options = new SessionOptions
         {
             IntraOpNumThreads = threads > 0 ? threads : get_num_threads(),
             GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
         };
-        return new OrtForward(new InferenceSession(model.ToByteArray(), options), card.Classes);
+        return new OrtForward(new InferenceSession(model.ToByteArray(), options), output);
     }
 
-    /// <summary>Logits [n, classes] (float32, CPU) of normalised images [n, 3, H, W] in any layout or dtype.</summary>
+    /// <param name="card">The network's preset, width and classes (the graph is written from its spec).</param>
+    /// <param name="network">A MobileNetV2 of that spec (torchvision's key layout).</param>
+    /// <param name="threads">ONNX Runtime's intra-op threads; 0 = libtorch's thread count, so both engines use the same cores.</param>
+    public static OrtForward FromNetwork(ModelCard card, nn.Module network, int threads = 0) =>
+        Open(OnnxExport.Build(card, network, new OnnxOptions()), OnnxExport.Output, threads);
+
+    /// <summary>The first <paramref name="children"/> children of <c>features</c> in inference mode (fine-tuning's frozen part).</summary>
+    public static OrtForward FromPrefix(ModelCard card, nn.Module network, int children, int threads = 0) =>
+        Open(OnnxExport.BuildPrefix(card, network, children), OnnxExport.PrefixOutput, threads);
+
+    /// <summary>The graph's output (float32, CPU: logits [n, classes], or a prefix's activations [n, C, h, w]) for
+    /// normalised images [n, 3, H, W] in any layout or dtype.</summary>
     public Tensor Forward(Tensor images)
     {
         long[] shape = images.shape;
@@ -42,8 +49,8 @@ public sealed class OrtForward : IDisposable
         using (var x = images.to(ScalarType.Float32, CPU).contiguous()) data = x.data<float>().ToArray();
         var input = new DenseTensor<float>(data, [(int)shape[0], (int)shape[1], (int)shape[2], (int)shape[3]]);
         using var results = session.Run([NamedOnnxValue.CreateFromTensor(OnnxExport.Input, input)]);
-        float[] logits = results.First(r => r.Name == OnnxExport.Output).AsEnumerable<float>().ToArray();
-        return tensor(logits, [shape[0], classes]);
+        var result = results.First(r => r.Name == output).AsTensor<float>();
+        return tensor(result.ToArray(), [.. result.Dimensions.ToArray().Select(d => (long)d)]);
     }
 
     public void Dispose() => session.Dispose();

@@ -97,9 +97,27 @@ public sealed class MobileNetV2 : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x)
+    public override Tensor forward(Tensor x) => Head(features.forward(x));
+
+    /// <summary>The number of children of <c>features</c> (the stem, the blocks, the last convolution).</summary>
+    public int FeatureChildren => features.Count;
+
+    /// <summary>
+    /// The network from <c>features</c>' child <paramref name="firstChild"/> on, given that child's input (the output
+    /// of the children before it: fine-tuning's frozen part, computed elsewhere).
+    /// </summary>
+    public Tensor ForwardFrom(int firstChild, Tensor x)
     {
-        using var f = features.forward(x);
+        using var scope = NewDisposeScope();
+        var f = x;
+        for (int i = firstChild; i < features.Count; i++) f = ((nn.Module<Tensor, Tensor>)features[i]).forward(f);
+        return Head(f.alias()).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Pool, flatten and classify the features (which it disposes).</summary>
+    Tensor Head(Tensor features)
+    {
+        using var f = features;
         using var pooled = nn.functional.adaptive_avg_pool2d(f, 1);
         using var flat = pooled.flatten(1);
         if (flat.dtype is not (ScalarType.BFloat16 or ScalarType.Float16)) return classifier.forward(flat);

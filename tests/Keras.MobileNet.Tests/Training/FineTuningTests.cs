@@ -71,4 +71,43 @@ public class FineTuningTests
         Assert.That(lr(2), Is.EqualTo(1e-4), "phase 2 starts at the fine-tuning rate");
         Assert.That(lr(4), Is.EqualTo(5e-5).Within(1e-12));
     }
+
+    /// <summary>Records how many children of features ran in ONNX Runtime in each epoch.</summary>
+    sealed class PrefixProbe : Callback
+    {
+        public readonly List<int> PerEpoch = [];
+        public override void OnEpochEnd(int epoch, Logs logs) => PerEpoch.Add(Model.FrozenChildrenInOnnxRuntime);
+    }
+
+    static (List<double> Losses, Dictionary<string, Tensor> After, List<int> InOrt) FineTune(InferenceEngine engine)
+    {
+        using var model = Applications.MobileNetV2(width: 0.35, classes: 4, seed: 5);
+        manual_seed(6);
+        using (no_grad())
+            foreach (var (name, buffer) in model.Network.named_buffers())
+                if (name.EndsWith("running_mean")) buffer.copy_(randn(buffer.shape) * 0.2);
+                else if (name.EndsWith("running_var")) buffer.copy_(rand(buffer.shape) + 0.5);
+        model.InferenceEngine = engine;
+        model.Compile(new CompileOptions(Optimizers.AdamW(1e-3, 0.01), Losses.CrossEntropy(0.1)));
+        var data = new TensorData(randn(16, 3, 40, 48), tensor(new long[] { 0, 1, 2, 3, 3, 2, 1, 0, 0, 1, 2, 3, 3, 2, 1, 0 }), 8);
+        var probe = new PrefixProbe();
+        // Epoch 1: phase 1 (all of features frozen); epoch 2: phase 2 from block 14 (features.0-13 frozen).
+        var history = model.Fit(data, 2, callbacks: [new FineTuning(unfreezeEpoch: 1, unfreezeFrom: 14, batchNormTrains: false), probe]);
+        return ([.. history.Series("loss")], model.Network.state_dict().ToDictionary(e => e.Key, e => e.Value.detach().clone()), probe.PerEpoch);
+    }
+
+    [Test]
+    public void The_frozen_part_in_Onnx_Runtime_trains_what_libtorch_trains()
+    {
+        var torch = FineTune(InferenceEngine.Torch);
+        var ort = FineTune(InferenceEngine.Auto);
+        Assert.That((torch.InOrt, ort.InOrt), Is.EqualTo((new List<int> { 0, 0 }, new List<int> { 19, 14 })),
+            "on a CPU the frozen children run in ONNX Runtime: all 19 in phase 1, features.0-13 in phase 2");
+        Assert.That(ort.Losses, Is.EqualTo(torch.Losses).Within(1e-4).Percent);
+        foreach (var key in new[] { "classifier.1.weight", "classifier.1.bias", "features.16.conv.2.weight", "features.18.0.weight" })
+            Assert.That((ort.After[key] - torch.After[key]).abs().max().item<float>(), Is.LessThan(1e-4f), key);
+        Assert.That(Same(ort.After["features.13.conv.2.weight"], torch.After["features.13.conv.2.weight"]), "a frozen child is untouched");
+        Assert.That(Same(torch.After["features.16.conv.2.weight"], FineTune(InferenceEngine.Torch).After["features.16.conv.2.weight"]),
+            "deterministic: the comparison is not against noise");
+    }
 }
