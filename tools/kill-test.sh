@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The kill test: a small 3-epoch training is SIGKILLed at each rename and delete of its run folder in turn
+# The kill test: a small 3-epoch fine-tuning is SIGKILLed at each rename and delete of its run folder in turn
 # (KM_FAULT_KILL_AT=N, see Backend/FaultPoints.cs), then started again (--resume where it had committed an epoch,
 # else afresh, as a user would), and each result must equal the uninterrupted run's: history.csv (every column but
 # the wall-clock seconds), summary.json (best and final val accuracy, best epoch, epochs), best.safetensors, byte
@@ -10,7 +10,11 @@ T=(dotnet "$root/src/Train/bin/Release/net10.0/Train.dll")
 work=$(mktemp -d /tmp/km-kill-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 "${T[@]}" synth --out "$work/data" --classes 3 --train 8 --val 4 --size 32 >/dev/null
-args=(--dataset folder --data "$work/data" --image-size 32 --epochs 3 --batch-size 8 --width 0.25 --arch notebook --workers 1 --lr 3e-3)
+base=(--dataset folder --data "$work/data" --image-size 32 --batch-size 8 --width 0.25 --arch notebook --workers 1 --lr 3e-3)
+# A fine-tuning run (phase 1 in epoch 1, phase 2 from block 3 after it) from a first run's weights: on a CPU its frozen
+# part and its validation run in ONNX Runtime, so resuming through that path is checked too.
+"${T[@]}" "${base[@]}" --epochs 1 --out "$work/start" >"$work/start.log" 2>&1 || { cat "$work/start.log"; exit 1; }
+args=("${base[@]}" --epochs 3 --weights "$work/start/best.safetensors" --unfreeze-epoch 1 --unfreeze-from 3)
 KM_FAULT_COUNT="$work/count" "${T[@]}" "${args[@]}" --out "$work/ref" >"$work/ref.log" 2>&1 || { cat "$work/ref.log"; exit 1; }
 points=$(cat "$work/count")
 fingerprint() {  # what must not depend on where the run was killed
