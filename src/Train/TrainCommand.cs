@@ -57,6 +57,7 @@ public static class TrainCommand
             Bind(Words.InferenceEngineOption(), (o, v) => o with { InferenceEngine = v }),
             Bind(Opt("--workers", "Threads preparing batches", d.Workers), (o, v) => o with { Workers = v }),
             Bind(Opt("--in-memory", "Decode every image once and keep it (true) or stream from disk (false)", d.InMemory), (o, v) => o with { InMemory = v }),
+            Bind(Words.Choice("--train-cache", "In memory, keep each train image resized once to the three RandomResize sizes (fast) or decoded (least memory); auto: resized when it fits in half the memory available", d.TrainCache), (o, v) => o with { TrainCache = v }),
             Bind(Opt<string?>("--out", "Run folder (default reports/<time>-<arch>-w<width>), or a sweep's folder of runs", null), (o, v) => o with { Out = v }),
             Bind(Opt("--reuse-out", "Train into an --out that already holds other files (none of them is touched; by default such a folder is refused)", false), (o, v) => o with { ReuseOut = v }),
             Bind(Opt("--resume", "Continue the run in --out from its last completed epoch", false), (o, v) => o with { Resume = v }),

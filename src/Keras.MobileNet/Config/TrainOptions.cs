@@ -71,6 +71,8 @@ public sealed record TrainOptions
     public Precision Precision { get; init; } = Precision.Fp32;
     [JsonPropertyName("memory_format")]
     public MemoryFormat MemoryFormat { get; init; } = MemoryFormat.Auto;
+    [JsonPropertyName("train_cache")]
+    public TrainCache TrainCache { get; init; } = TrainCache.Auto;
     [JsonPropertyName("inference_engine")]
     public InferenceEngine InferenceEngine { get; init; } = InferenceEngine.Auto;
     [JsonPropertyName("workers")]

@@ -5,7 +5,14 @@ namespace Keras.MobileNet.Data;
 /// <summary>A decoded image: interleaved RGB bytes, row-major. The compact in-memory form.</summary>
 public sealed record RgbImage(int Width, int Height, byte[] Pixels)
 {
-    public long Bytes => Pixels.LongLength;
+    /// <summary>
+    /// A train image prepared once (<see cref="PreResizedTrainTransform"/>): the same image at each of the train
+    /// transform's RandomResize sizes, in their order. Width and Height stay the decoded image's (the random choices
+    /// are drawn from them); Pixels is then empty.
+    /// </summary>
+    public IReadOnlyList<RgbImage>? Resized { get; init; }
+
+    public long Bytes => Pixels.LongLength + (Resized?.Sum(r => r.Bytes) ?? 0);
 }
 
 public sealed class BadImageException(string path, string why) : Exception($"{path}: {why}")

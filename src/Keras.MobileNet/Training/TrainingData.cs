@@ -68,7 +68,7 @@ public static class TrainingData
         log.Line($"classes ({names.Length}): " + string.Join(", ", names.Select((n, i) => $"{n} {trainCounts[i]}/{valCounts[i]}")));
         var bad = new BadImageLog { OnWarning = log };
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var trainDs = Dataset(train, new TrainTransform(cfg), bad, o.InMemory, o.Workers);
+        var trainDs = Dataset(train, TrainTransformFor(o, cfg, train, log), bad, o.InMemory, o.Workers);
         var val = Val(valSplit, cfg, o.BatchSize, device, bad, o.InMemory, o.Workers);
         var valDs = val.Dataset;
         log.Line(trainDs is InMemoryDataset t && valDs is InMemoryDataset v
@@ -84,5 +84,49 @@ public static class TrainingData
             new DataLoader(trainDs, o.BatchSize, shuffle: true, o.Seed, o.Workers, device, dropLast: dropLast, minBatch: o.BatchSize > 1 ? 2 : 1),
             val,
             [.. train.Classes], names, cfg, bad, weightsFile, DataRecord.Of(train, valSplit));
+    }
+
+    /// <summary>
+    /// The train transform of the dataset: for an in-memory one, <see cref="PreResizedTrainTransform"/> (each image
+    /// kept at its three RandomResize sizes) when <c>--train-cache resized</c> asks, or for auto when its estimated size
+    /// fits in half the memory available; otherwise today's <see cref="TrainTransform"/>. Both give the same batches.
+    /// The memory judged by is <paramref name="availableBytes"/>, or <see cref="Backend.Memory.AvailableBytes"/>.
+    /// </summary>
+    public static IImageTransform TrainTransformFor(TrainOptions o, TransformConfig cfg, ImageFolderSplit train, ILogger log, long? availableBytes = null)
+    {
+        if (!o.InMemory || o.TrainCache == TrainCache.Decoded) return new TrainTransform(cfg);
+        var pre = new PreResizedTrainTransform(cfg);
+        long estimate = EstimateBytes(train, pre), available = availableBytes ?? Backend.Memory.AvailableBytes();
+        string sizes = string.Join("/", cfg.TrainResizes);
+        if (o.TrainCache == TrainCache.Resized && estimate > available * 8 / 10)
+            throw new UserError($"--train-cache resized: the train images at {sizes} px would take about {estimate / 1e9:F1} GB, " +
+                                $"and {available / 1e9:F1} GB are available; use --train-cache decoded, or --in-memory false");
+        if (o.TrainCache == TrainCache.Auto && estimate > available / 2)
+        {
+            log.Line($"train cache: decoded images, resized per sample (at {sizes} px they would take about {estimate / 1e9:F1} GB, " +
+                     $"over half the {available / 1e9:F1} GB available)");
+            return new TrainTransform(cfg);
+        }
+        log.Line($"train cache: each image resized once to {sizes} px, about {estimate / 1e6:F0} MB ({available / 1e9:F1} GB available)");
+        return pre;
+    }
+
+    /// <summary>The prepared size of the split, from the headers of up to 64 of its files spread over it.</summary>
+    static long EstimateBytes(ImageFolderSplit split, PreResizedTrainTransform t)
+    {
+        int n = split.Samples.Count, take = Math.Min(n, 64);
+        var sizes = new List<long>();
+        for (int i = 0; i < take; i++)
+        {
+            var s = split.Samples[(int)((long)i * n / take)];
+            try
+            {
+                using var f = File.OpenRead(s.Path);
+                var (w, h) = ImageOps.CheckHeader(f, s.Path);
+                sizes.Add(t.BytesFor(w, h));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or BadImageException) { } // judged when read
+        }
+        return sizes.Count == 0 ? 0 : (long)(sizes.Average() * n);
     }
 }

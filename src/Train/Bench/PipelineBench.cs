@@ -8,7 +8,8 @@ namespace Keras.MobileNet.Bench;
 public sealed record PipelineRate(string Mode, int Workers, double ImagesPerSecond);
 
 public sealed record FootprintEstimate(int TrainWidth, int TrainHeight, double TrainBytesPerImage, double ValBytesPerImage,
-    double ManagedBytesPerImage, long ImagenetteFullTrainImages, long ImagenetteFullValImages, double ImagenetteFullEstimateBytes);
+    double ManagedBytesPerImage, long ImagenetteFullTrainImages, long ImagenetteFullValImages, double ImagenetteFullEstimateBytes,
+    double PreResizedTrainBytesPerImage, double ImagenetteFullPreResizedEstimateBytes);
 
 public sealed record PipelineBenchResult(int Images, int SourceWidth, int SourceHeight, int ImageSize, double ImageSharpDecodePerSecond,
     double SkiaSharpDecodePerSecond, double ResizePerSecond, double RotateCropFlipNormalizePerSecond, IReadOnlyList<PipelineRate> Rates,
@@ -56,9 +57,12 @@ public static class PipelineBench
             var split = ImageFolder.Scan(root, "train");
             var rates = new List<PipelineRate>();
             foreach (int w in workers)
-                foreach (var (mode, train, cached) in new[] { ("train_cached", true, true), ("train_streaming", true, false), ("val_cached", false, true), ("val_streaming", false, false) })
+                foreach (var (mode, train, cached) in new[] { ("train_cached", true, true), ("train_preresized", true, true), ("train_streaming", true, false),
+                             ("val_cached", false, true), ("val_streaming", false, false) })
                 {
-                    IImageTransform t = train ? new TrainTransform(cfg) : new ValTransform(cfg);
+                    // train_cached: today's in-memory path (decoded images, a resize per sample); train_preresized: each
+                    // image kept at its three RandomResize sizes (--train-cache resized), the same batches.
+                    IImageTransform t = !train ? new ValTransform(cfg) : mode == "train_preresized" ? new PreResizedTrainTransform(cfg) : new TrainTransform(cfg);
                     var log2 = new BadImageLog();
                     IImageDataset ds = cached ? InMemoryDataset.Build(split, t, log2, w) : new StreamingDataset(split, t, log2);
                     var loader = new DataLoader(ds, 64, true, 0, w, CPU);
@@ -94,10 +98,12 @@ public static class PipelineBench
             double managedPerImage = (after - before) / (2.0 * n);
             double trainPer = (double)train.Bytes / n, valPer = (double)val.Bytes / n;
             double estimate = 9469 * trainPer + 3925 * valPer;
-            log?.Invoke($"in-memory footprint: {trainPer:F0} B per train image, {valPer:F0} B per val image (managed heap grew {after - before:N0} B for {2 * n}); " +
-                        $"full Imagenette estimate {estimate / 1e9:F2} GB");
+            var pre = InMemoryDataset.Build(ImageFolder.Scan(root, "train"), new PreResizedTrainTransform(cfg), new BadImageLog(), 2);
+            double prePer = (double)pre.Bytes / n, preEstimate = 9469 * prePer + 3925 * valPer;
+            log?.Invoke($"in-memory footprint: {trainPer:F0} B per train image ({prePer:F0} B pre-resized), {valPer:F0} B per val image " +
+                        $"(managed heap grew {after - before:N0} B for {2 * n}); full Imagenette estimate {estimate / 1e9:F2} GB ({preEstimate / 1e9:F2} GB pre-resized)");
             GC.KeepAlive(train); GC.KeepAlive(val);
-            return new FootprintEstimate(w, h, trainPer, valPer, managedPerImage, 9469, 3925, estimate);
+            return new FootprintEstimate(w, h, trainPer, valPer, managedPerImage, 9469, 3925, estimate, prePer, preEstimate);
         }
         finally { Directory.Delete(root, true); }
     }
