@@ -7,14 +7,19 @@ usage: python3 tools/gpu/pytorch_bench.py OUT_JSON [--device cuda|cpu] [--widths
 Run in the same device call as ours (tools/gpu/device-bench-pytorch.sh), so both see the same card; on a CPU it is
 the side-by-side for the README (Debian's python3-torch).
 """
-import argparse, json, statistics, time
+import argparse, json, os, statistics, time
 import torch, torchvision
 
 p = argparse.ArgumentParser()
 p.add_argument("out"); p.add_argument("--device", default="cuda"); p.add_argument("--widths", default="1,0.5,0.25")
 p.add_argument("--batches", default="64,256"); p.add_argument("--size", type=int, default=224); p.add_argument("--steps", type=int, default=30)
 p.add_argument("--warmup", type=int, default=5); p.add_argument("--modes", default="fp32,fp32_cl,bf16_best")
+# Ours uses every core for libtorch's intra-op threads; Debian's torch 1.13 starts with 1 here, which made the CPU
+# side-by-side compare our 2 threads with its 1. Same count as ours unless told.
+p.add_argument("--threads", type=int, default=os.cpu_count())
 a = p.parse_args()
+torch.set_num_threads(a.threads)
+print(f"pytorch_bench: torch {torch.__version__}, {torch.get_num_threads()} intra-op threads", flush=True)
 dev = torch.device(a.device)
 cuda = dev.type == "cuda"
 

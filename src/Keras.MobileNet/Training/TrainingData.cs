@@ -121,6 +121,7 @@ public static class TrainingData
             var s = split.Samples[(int)((long)i * n / take)];
             try
             {
+                ImageOps.CheckFile(s.Path); // a FIFO or a device is never opened (it would block or never end)
                 using var f = File.OpenRead(s.Path);
                 var (w, h) = ImageOps.CheckHeader(f, s.Path);
                 sizes.Add(t.BytesFor(w, h));
