@@ -90,7 +90,7 @@ public static class Words
         "fp32, or bf16 mixed precision (convolutions in bf16; weights, BatchNorm statistics and the loss in fp32)", Model.Precision.Fp32);
 
     public static Option<Model.MemoryFormat> MemoryFormatOption() => Choice("--memory-format",
-        "Layout of activations and conv weights: auto is channels_last on CUDA", Model.MemoryFormat.Auto);
+        "Layout of activations and conv weights: auto is channels_last (faster on CUDA and on this CPU at 224: docs/benchmarks.md)", Model.MemoryFormat.Auto);
 
     public static Option<Model.InferenceEngine> InferenceEngineOption() => Choice("--inference-engine",
         "What runs evaluation, validation and prediction: auto is onnxruntime on a CPU (BatchNorm folded, several times faster there), torch on a GPU", Model.InferenceEngine.Auto);

@@ -188,7 +188,7 @@ public sealed class KerasModel : IDisposable
     }
 
     /// <summary>A batch in the network's layout (a channels-last view, owned by the caller's dispose scope, or itself).</summary>
-    Tensor Laid(Tensor x) => MemoryFormat == Model.MemoryFormat.ChannelsLast ? Model.Layouts.ChannelsLast(x) : x;
+    Tensor Laid(Tensor x) => MemoryFormat == Model.MemoryFormat.ChannelsLast && x.dim() == 4 ? Model.Layouts.ChannelsLast(x) : x; // images only
 
     /// <summary>eval() and no_grad(): loss (mean of batch means), accuracy, top-k, confusion matrix.</summary>
     /// <summary>Loss, accuracy, top-k and confusion over <paramref name="data"/>, with the compiled loss (or <paramref name="loss"/>).</summary>
