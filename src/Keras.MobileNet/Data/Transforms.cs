@@ -46,12 +46,11 @@ public sealed class PreResizedTrainTransform(TransformConfig cfg) : IImageTransf
 
     public RgbImage Prepare(RgbImage decoded) => new(decoded.Width, decoded.Height, [])
     {
-        Resized = [.. cfg.TrainResizes.Select(s =>
-        {
-            var (w, h) = Geometry.ResizeShorter(decoded.Width, decoded.Height, s);
-            return ImageOps.Resize(decoded, w, h);
-        })],
+        Resized = [.. Sizes(decoded.Width, decoded.Height).Select(s => ImageOps.Resize(decoded, s.Width, s.Height))],
     };
+
+    /// <summary>The image's size at each RandomResize target, in the transform's order.</summary>
+    IEnumerable<(int Width, int Height)> Sizes(int width, int height) => cfg.TrainResizes.Select(s => Geometry.ResizeShorter(width, height, s));
 
     public void Finish(RgbImage img, long seed, long epoch, long index, Span<float> dest)
     {
@@ -68,11 +67,7 @@ public sealed class PreResizedTrainTransform(TransformConfig cfg) : IImageTransf
     }
 
     /// <summary>The bytes one image of <paramref name="width"/> x <paramref name="height"/> takes once prepared.</summary>
-    public long BytesFor(int width, int height) => cfg.TrainResizes.Sum(s =>
-    {
-        var (w, h) = Geometry.ResizeShorter(width, height, s);
-        return 3L * w * h;
-    });
+    public long BytesFor(int width, int height) => Sizes(width, height).Sum(s => 3L * s.Width * s.Height);
 }
 
 /// <summary>The notebook's val transform: Resize(256) -> CenterCrop(224) -> Normalize. All of it is deterministic.</summary>

@@ -90,7 +90,7 @@ public sealed class KerasModel : IDisposable
     }
 
     /// <summary>The network's current weights in ONNX Runtime, when that is the engine in use (disposed by the caller).</summary>
-    Export.OrtForward? OrtIfInUse() => EngineInUse == Model.InferenceEngine.OnnxRuntime ? Export.OrtForward.FromNetwork(Card!, Network) : null;
+    internal Export.OrtForward? OrtIfInUse() => EngineInUse == Model.InferenceEngine.OnnxRuntime ? Export.OrtForward.FromNetwork(Card!, Network) : null;
 
     public void Compile(CompileOptions options)
     {

@@ -59,12 +59,8 @@ public static class OnnxExport
         g.Node("Gemm", [x, g.Weight("classifier.1.weight"), g.Weight("classifier.1.bias")], [Output], Attr("transB", 1));
         graph.Output.Add(Value(Output, options.Batch, card.Classes));
 
-        var model = new ModelProto
-        {
-            IrVersion = 8, ProducerName = "Keras.MobileNet", ProducerVersion = Version, Graph = graph,
-            DocString = $"MobileNetV2 ({card.Arch}, width {card.Width.ToString(CultureInfo.InvariantCulture)}, {card.Classes} classes)",
-        };
-        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = options.Opset });
+        var model = Model(graph, options.Opset);
+        model.DocString = $"MobileNetV2 ({card.Arch}, width {card.Width.ToString(CultureInfo.InvariantCulture)}, {card.Classes} classes)";
         foreach (var (key, value) in Metadata(card)) model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
         return model;
     }
@@ -107,8 +103,14 @@ public static class OnnxExport
         g.Node("Identity", [x], [PrefixOutput]);
         var outShape = new ValueInfoProto { Name = PrefixOutput, Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float } } };
         graph.Output.Add(outShape);
+        return Model(graph, new OnnxOptions().Opset);
+    }
+
+    /// <summary>A model of <paramref name="graph"/> at <paramref name="opset"/>, as this program writes them.</summary>
+    static ModelProto Model(GraphProto graph, int opset)
+    {
         var model = new ModelProto { IrVersion = 8, ProducerName = "Keras.MobileNet", ProducerVersion = Version, Graph = graph };
-        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = 17 });
+        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = opset });
         return model;
     }
 

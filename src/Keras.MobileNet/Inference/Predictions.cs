@@ -55,7 +55,7 @@ public static class Predictions
         Precision precision = Precision.Fp32, MemoryFormat memoryFormat = MemoryFormat.Auto, InferenceEngine engine = InferenceEngine.Auto)
     {
         using var model = new KerasModel(net, CPU, card.Classes, precision, memoryFormat) { Card = card, InferenceEngine = engine };
-        using var ort = model.EngineInUse == InferenceEngine.OnnxRuntime ? Export.OrtForward.FromNetwork(card, net) : null; // one export for every chunk
+        using var ort = model.OrtIfInUse(); // one export for every chunk
         return Chunked(files, chunk =>
         {
             using var x = tensor(Preprocess(chunk, card), [chunk.Count, 3, card.ImageSize, card.ImageSize]);

@@ -40,13 +40,6 @@ public static class CostFigure
         return machines.Count == 1 ? machines[0] : null;
     }
 
-    /// <summary>A width's median latency over its seeds (ms).</summary>
-    static double LatencyOf(RunGroup g)
-    {
-        var v = g.Runs.Select(r => r.Summary!.Latency!.MedianMs).Order().ToList();
-        return v.Count % 2 == 1 ? v[v.Count / 2] : (v[v.Count / 2 - 1] + v[v.Count / 2]) / 2;
-    }
-
     /// <summary>The mean of each width's seeds with error bars of one standard deviation; the frontier on the means.</summary>
     public static Multiplot Plot(IReadOnlyList<RunGroup> groups, FigureSize size)
     {
@@ -61,7 +54,7 @@ public static class CostFigure
         {
             var plot = mp.GetPlot(panel);
             plot.ScaleFactor = (float)size.Scale;
-            var pts = withAccuracy.Select(g => (Cost: panel switch { 0 => g.First.Summary!.Params / 1e6, 1 => g.First.Summary!.Macs / 1e6, _ => LatencyOf(g) },
+            var pts = withAccuracy.Select(g => (Cost: panel switch { 0 => g.First.Summary!.Params / 1e6, 1 => g.First.Summary!.Macs / 1e6, _ => g.Latency!.Value },
                 Stat: g.BestAccuracy!, g.Label)).ToList();
             var front = Frontier(pts.Select(p => (p.Cost, p.Stat.Mean * 100, p.Label)));
             if (front.Count > 1)

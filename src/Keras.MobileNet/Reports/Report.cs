@@ -50,11 +50,6 @@ public static class Report
         : $"{(s.Mean * 100).ToString("F2", CultureInfo.InvariantCulture)} ± {(s.Sd * 100).ToString("F2", CultureInfo.InvariantCulture)}%";
     static string N(long v) => v.ToString("N0", CultureInfo.InvariantCulture);
     static string Ms(double? v) => v is double d ? d.ToString("F2", CultureInfo.InvariantCulture) + " ms" : "-";
-    static double? Median(IEnumerable<double?> values)
-    {
-        var v = values.OfType<double>().Order().ToList();
-        return v.Count == 0 ? null : v.Count % 2 == 1 ? v[v.Count / 2] : (v[v.Count / 2 - 1] + v[v.Count / 2]) / 2;
-    }
 
     public static string Markdown(IReadOnlyList<RunData> runs, string outDir, IReadOnlyList<string> images)
     {
@@ -72,7 +67,7 @@ public static class Report
                 var final = Spread.Of(g.Runs.Select(r => r.History.LastOrDefault()?.ValAccuracy ?? double.NaN));
                 sb.Append($"| {(s is null ? "-" : Files.Word(s.Arch))} | {g.Width.ToString(CultureInfo.InvariantCulture)} | {g.Runs.Count} | {MeanSd(best)} | " +
                           $"{Pct(best?.Min)} | {Pct(best?.Max)} | {MeanSd(final)} | {(s is null ? "-" : N(s.Params))} | {(s is null ? "-" : N(s.Macs))} | " +
-                          $"{Ms(Median(g.Runs.Select(r => r.Summary?.Latency?.MedianMs)))} |\n");
+                          $"{Ms(g.Latency)} |\n");
             }
             sb.Append("\nsd: sample standard deviation (n - 1) across seeds. Every run:\n\n");
         }

@@ -38,6 +38,16 @@ public sealed record RunGroup(string Label, IReadOnlyList<RunData> Runs)
             .Select(g => (g.Key, Stat: Spread.Of(g.Select(h => get(h) ?? double.NaN))))
             .Where(p => p.Stat is not null).Select(p => (p.Key, p.Stat!)).ToList();
 
+    /// <summary>The median of the group's measured CPU latencies (ms), over the runs that have one; null when none has.</summary>
+    public double? Latency
+    {
+        get
+        {
+            var v = Runs.Select(r => r.Summary?.Latency?.MedianMs).OfType<double>().Order().ToList();
+            return v.Count == 0 ? null : v.Count % 2 == 1 ? v[v.Count / 2] : (v[v.Count / 2 - 1] + v[v.Count / 2]) / 2;
+        }
+    }
+
     /// <summary>Best val accuracy across the group's runs (those that have one).</summary>
     public Spread? BestAccuracy => Spread.Of(Runs.Select(r => r.Summary?.BestValAccuracy ?? double.NaN));
 }

@@ -8,11 +8,7 @@ public class OrtForwardTests
     static (KerasModel Model, TensorData Val) Setup(int images = 24)
     {
         var model = Applications.MobileNetV2(width: 0.35, classes: 10, seed: 3);
-        manual_seed(4);
-        using (no_grad())
-            foreach (var (name, buffer) in model.Network.named_buffers())
-                if (name.EndsWith("running_mean")) buffer.copy_(randn(buffer.shape) * 0.2);
-                else if (name.EndsWith("running_var")) buffer.copy_(rand(buffer.shape) + 0.5);
+        TinyModel.RandomStatistics(model.Network, seed: 4);
         model.Compile(new CompileOptions(Optimizers.AdamW(1e-3, 0), Losses.CrossEntropy(0.1)));
         return (model, new TensorData(randn(images, 3, 64, 48), randint(0, 10, [images]), 8));
     }

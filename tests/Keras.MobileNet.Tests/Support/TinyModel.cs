@@ -11,4 +11,17 @@ static class TinyModel
         model.Compile(new CompileOptions(Optimizers.AdamW(1e-3, weightDecay, perParameter: perParameter), Losses.CrossEntropy(labelSmoothing)));
         return model;
     }
+
+    /// <summary>
+    /// Gives every BatchNorm running mean and variance values of their own, drawn from <paramref name="seed"/> (a fresh
+    /// network's 0 and 1 would make folding them into the convolutions a no-op).
+    /// </summary>
+    public static void RandomStatistics(nn.Module network, long seed)
+    {
+        manual_seed(seed);
+        using var _ = no_grad();
+        foreach (var (name, buffer) in network.named_buffers())
+            if (name.EndsWith("running_mean")) buffer.copy_(randn(buffer.shape) * 0.2);
+            else if (name.EndsWith("running_var")) buffer.copy_(rand(buffer.shape) + 0.5);
+    }
 }

@@ -82,11 +82,7 @@ public class FineTuningTests
     static (List<double> Losses, Dictionary<string, Tensor> After, List<int> InOrt) FineTune(InferenceEngine engine)
     {
         using var model = Applications.MobileNetV2(width: 0.35, classes: 4, seed: 5);
-        manual_seed(6);
-        using (no_grad())
-            foreach (var (name, buffer) in model.Network.named_buffers())
-                if (name.EndsWith("running_mean")) buffer.copy_(randn(buffer.shape) * 0.2);
-                else if (name.EndsWith("running_var")) buffer.copy_(rand(buffer.shape) + 0.5);
+        TinyModel.RandomStatistics(model.Network, seed: 6);
         model.InferenceEngine = engine;
         model.Compile(new CompileOptions(Optimizers.AdamW(1e-3, 0.01), Losses.CrossEntropy(0.1)));
         var data = new TensorData(randn(16, 3, 40, 48), tensor(new long[] { 0, 1, 2, 3, 3, 2, 1, 0, 0, 1, 2, 3, 3, 2, 1, 0 }), 8);
