@@ -28,9 +28,9 @@ public static class SweepCommand
         return p =>
         {
             var o = read(p);
-            var seeds = o.Seeds ?? [o.Seed];
-            Config.TrainOptions.RequireDistinct(o.Widths, seeds);
-            return new SweepGrid(Files.Word(o.Arch), o.Widths, seeds, o.Out!);
+            o = o with { Seeds = o.Seeds ?? [o.Seed] }; // a grid even of one width and one seed
+            Config.TrainOptions.RequireDistinct(o.Widths, o.Seeds);
+            return Training.Runner.Grid(o)!;
         };
     }
 

@@ -105,13 +105,12 @@ public static class TrainCommand
     public static TrainOptions Shell(TrainOptions o)
     {
         o.Validate(); // the rules about a missing --out first, before one is made up
-        bool sweep = o.Widths.Length > 1 || o.Seeds is not null;
+        bool sweep = Runner.IsSweep(o);
         if (sweep && o.TaskIndex is null && SweepGrid.IndexVariables.FirstOrDefault(v => Environment.GetEnvironmentVariable(v) is not null) is string variable)
         {
             if (o.Out is null)
                 throw new Backend.UserError($"${variable} is set, so this is one task of a sweep, but --out is not: every task would make its own sweep folder; give --out SWEEP_DIR, the folder all tasks share", 2);
-            var grid = new SweepGrid(Runs.Files.Word(o.Arch), o.Widths, o.Seeds ?? [o.Seed], o.Out);
-            o = o with { TaskIndex = grid.TaskIndex(null, Environment.GetEnvironmentVariable) };
+            o = o with { TaskIndex = Runner.Grid(o)!.TaskIndex(null, Environment.GetEnvironmentVariable) };
         }
         string time = DateTime.Now.ToString("yyyyMMdd-HHmmss", System.Globalization.CultureInfo.InvariantCulture);
         return o with

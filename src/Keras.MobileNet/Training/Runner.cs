@@ -15,9 +15,12 @@ namespace Keras.MobileNet.Training;
 /// <summary>The shell around Fit: data, network, callbacks and the run folder.</summary>
 public static class Runner
 {
+    /// <summary>Whether the options ask for a sweep (several widths, or --seeds) rather than one run.</summary>
+    public static bool IsSweep(TrainOptions o) => o.Widths.Length > 1 || o.Seeds is not null;
+
     /// <summary>A sweep (several widths or --seeds): its grid, in the folder <see cref="TrainOptions.Out"/>; null for a single run.</summary>
     public static SweepGrid? Grid(TrainOptions o) =>
-        o.Widths.Length > 1 || o.Seeds is not null
+        IsSweep(o)
             ? new SweepGrid(Files.Word(o.Arch), o.Widths, o.Seeds ?? [o.Seed], o.Out ?? throw new ArgumentException("a sweep needs --out, the folder of its runs"))
             : null;
 
