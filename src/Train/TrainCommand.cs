@@ -58,6 +58,8 @@ public static class TrainCommand
             Bind(Opt("--workers", "Threads preparing batches", d.Workers), (o, v) => o with { Workers = v }),
             Bind(Opt("--in-memory", "Decode every image once and keep it (true) or stream from disk (false)", d.InMemory), (o, v) => o with { InMemory = v }),
             Bind(Words.Choice("--train-cache", "In memory, keep each train image resized once to the three RandomResize sizes (fast) or decoded (least memory); auto: resized when it fits in half the memory available", d.TrainCache), (o, v) => o with { TrainCache = v }),
+            Bind(Words.Choice("--augment-on", "Rotate/crop/flip/normalise each sample on the host workers, or each batch as one gather over the resized cache on --cache-device (the same batches); auto: device when training on a GPU and the cache fits there", d.AugmentOn), (o, v) => o with { AugmentOn = v }),
+            Bind(Words.Choice("--cache-device", "Where --augment-on device keeps the resized train images; auto: the training GPU when they fit in half its free memory, else the host", d.CacheDevice), (o, v) => o with { CacheDevice = v }),
             Bind(Opt<string?>("--out", "Run folder (default reports/<time>-<arch>-w<width>), or a sweep's folder of runs", null), (o, v) => o with { Out = v }),
             Bind(Opt("--reuse-out", "Train into an --out that already holds other files (none of them is touched; by default such a folder is refused)", false), (o, v) => o with { ReuseOut = v }),
             Bind(Opt("--resume", "Continue the run in --out from its last completed epoch", false), (o, v) => o with { Resume = v }),

@@ -36,6 +36,9 @@ public static partial class Nvml
     /// <summary>Memory in use on device <paramref name="index"/>, all processes.</summary>
     public static long? UsedBytes(int index = 0) => Device(index) is IntPtr d && MemoryInfo(d, out var m) == 0 ? (long)m.Used : null;
 
+    /// <summary>Memory free on device <paramref name="index"/>.</summary>
+    public static long? FreeBytes(int index = 0) => Device(index) is IntPtr d && MemoryInfo(d, out var m) == 0 ? (long)m.Free : null;
+
     public static long? TotalBytes(int index = 0) => Device(index) is IntPtr d && MemoryInfo(d, out var m) == 0 ? (long)m.Total : null;
 
     public static unsafe string? DeviceName(int index = 0)

@@ -15,3 +15,13 @@ public enum BatchNormMode { Frozen, Train }
 /// speed, about 2.3x the memory at 224 px); decoded = the decoded image, resized per sample (the least memory).
 /// </summary>
 public enum TrainCache { Auto, Resized, Decoded }
+
+/// <summary>
+/// Where the train transform's per-sample work (rotate, crop, flip, normalise) runs: host = each sample on the host's
+/// workers (today's path); device = the whole batch as one integer gather over the pre-resized cache on
+/// <see cref="CacheDevice"/>; auto = device when training on a GPU and the cache fits there, else host. The same batches.
+/// </summary>
+public enum AugmentOn { Auto, Host, Device }
+
+/// <summary>Where the batched gather's cache lives: auto = the training device when it is a GPU and the cache fits in half its free memory, else the host.</summary>
+public enum CacheDevice { Auto, Cpu, Cuda }

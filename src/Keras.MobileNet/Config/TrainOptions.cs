@@ -73,6 +73,10 @@ public sealed record TrainOptions
     public MemoryFormat MemoryFormat { get; init; } = MemoryFormat.Auto;
     [JsonPropertyName("train_cache")]
     public TrainCache TrainCache { get; init; } = TrainCache.Auto;
+    [JsonPropertyName("augment_on")]
+    public AugmentOn AugmentOn { get; init; } = AugmentOn.Auto;
+    [JsonPropertyName("cache_device")]
+    public CacheDevice CacheDevice { get; init; } = CacheDevice.Auto;
     [JsonPropertyName("inference_engine")]
     public InferenceEngine InferenceEngine { get; init; } = InferenceEngine.Auto;
     [JsonPropertyName("workers")]

@@ -58,12 +58,19 @@ public sealed class DataLoader(IImageDataset dataset, int batchSize, bool shuffl
 
     /// <summary>The same dataset and settings with another seed (a sweep's cells share the decoded images).</summary>
     public DataLoader WithSeed(long other) =>
-        other == seed ? this : new(dataset, batchSize, shuffle, other, workers, device, prefetch, dropLast, minBatch) { HandOffs = HandOffs };
+        other == seed ? this : new(dataset, batchSize, shuffle, other, workers, device, prefetch, dropLast, minBatch) { HandOffs = HandOffs, Gather = Gather };
 
     public int BatchesPerEpoch => dropLast ? dataset.Count / batchSize : (dataset.Count + batchSize - 1) / batchSize;
 
     /// <summary>An optional observer of the tensors this loader's thread hands to its consumer (memory probes use it).</summary>
     public HandOffCounter? HandOffs { get; init; }
+
+    /// <summary>
+    /// Where the train transform's per-sample work runs: null, on the host workers (each sample's <see
+    /// cref="IImageTransform.Finish"/>); a <see cref="GatherCache"/> of this dataset, as one batched gather on its device.
+    /// The same batches either way.
+    /// </summary>
+    public GatherCache? Gather { get; init; }
 
     /// <summary>The dataset indices of an epoch in the order they are served.</summary>
     public int[] Order(int epoch) =>
@@ -76,6 +83,7 @@ public sealed class DataLoader(IImageDataset dataset, int batchSize, bool shuffl
     /// </summary>
     public unsafe Batch MakeBatch(int epoch, ReadOnlySpan<int> indices)
     {
+        if (Gather is { } gather) return Gathered(gather, epoch, indices);
         int n = indices.Length, s = dataset.Transform.OutputSize, per = 3 * s * s;
         var images = empty([n, 3, s, s], ScalarType.Float32);
         var labels = new long[n];
@@ -107,6 +115,22 @@ public sealed class DataLoader(IImageDataset dataset, int batchSize, bool shuffl
         images.Dispose();
         labelTensor.Dispose();
         return batch;
+    }
+
+    /// <summary>A batch from the gather cache: the images made on its device, moved to the training device if that is another.</summary>
+    Batch Gathered(GatherCache gather, int epoch, ReadOnlySpan<int> indices)
+    {
+        var labels = new long[indices.Length];
+        for (int i = 0; i < labels.Length; i++) labels[i] = dataset.Label(indices[i]);
+        var images = gather.Images(seed, epoch, indices);
+        if (device.type == DeviceType.CPU && gather.Device.type == DeviceType.CPU) return new Batch(images, tensor(labels, ScalarType.Int64));
+        using var labelTensor = tensor(labels, ScalarType.Int64);
+        if (gather.Device.type == device.type && gather.Device.index == device.index) return new Batch(images, labelTensor.to(device));
+        using (images)
+        {
+            using var pinned = images.pin_memory(); // a cache on the host for a GPU: the copy overlaps the step, as the host path's
+            return new Batch(pinned.to(device, non_blocking: true), labelTensor.to(device));
+        }
     }
 
     /// <summary>The batches of one epoch; the next ones are prepared on a background thread while this one trains.</summary>

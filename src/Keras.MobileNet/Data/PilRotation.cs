@@ -39,6 +39,12 @@ public readonly struct PilRotation
         return t < 0 ? (int)Math.Floor(t) : (int)t;
     }
 
+    /// <summary>
+    /// The fixed-point map (a0..a5) of <see cref="Source"/>: source x = (a2 + y a1 + x a0) &gt;&gt; 16, source y =
+    /// (a5 + y a4 + x a3) &gt;&gt; 16, in 32-bit integers (what <see cref="GatherCache"/> computes for a whole batch).
+    /// </summary>
+    public int[] Coefficients => [a0, a1, a2, a3, a4, a5];
+
     /// <summary>The source pixel of output pixel (x, y); outside the image means the black fill.</summary>
     public (int X, int Y) Source(int x, int y) => ((a2 + y * a1 + x * a0) >> 16, (a5 + y * a4 + x * a3) >> 16);
 }

@@ -43,6 +43,7 @@ public sealed class PreResizedTrainTransform(TransformConfig cfg) : IImageTransf
 {
     readonly float[][] lut = ImageOps.NormalizeTable(cfg.Mean, cfg.Std);
     public int OutputSize => cfg.ImageSize;
+    public TransformConfig Config => cfg;
 
     public RgbImage Prepare(RgbImage decoded) => new(decoded.Width, decoded.Height, [])
     {
@@ -60,7 +61,7 @@ public sealed class PreResizedTrainTransform(TransformConfig cfg) : IImageTransf
         ImageOps.RotateCropFlip(resized[which], p, cfg.ImageSize, lut, dest);
     }
 
-    static int IndexOf(IReadOnlyList<int> sizes, int size)
+    internal static int IndexOf(IReadOnlyList<int> sizes, int size)
     {
         for (int i = 0; i < sizes.Count; i++) if (sizes[i] == size) return i;
         throw new InvalidOperationException($"resize {size} is not one of the transform's sizes");

@@ -5,6 +5,7 @@ using Keras.MobileNet.Config;
 using Keras.MobileNet.Data;
 using Keras.MobileNet.Downloads;
 using static TorchSharp.torch;
+using DeviceType = TorchSharp.DeviceType;
 using Keras.MobileNet.Weights;
 
 namespace Keras.MobileNet.Training;
@@ -81,7 +82,10 @@ public static class TrainingData
         if (dropLast) log.Line($"note: {trainDs.Count} train images in batches of {o.BatchSize} leave a last batch of one image, which BatchNorm cannot " +
                           "train on; each epoch drops it (a different image each epoch, as the order is shuffled)");
         return new LoadedData(
-            new DataLoader(trainDs, o.BatchSize, shuffle: true, o.Seed, o.Workers, device, dropLast: dropLast, minBatch: o.BatchSize > 1 ? 2 : 1),
+            new DataLoader(trainDs, o.BatchSize, shuffle: true, o.Seed, o.Workers, device, dropLast: dropLast, minBatch: o.BatchSize > 1 ? 2 : 1)
+            {
+                Gather = GatherFor(o, trainDs, device, log),
+            },
             val,
             [.. train.Classes], names, cfg, bad, weightsFile, DataRecord.Of(train, valSplit));
     }
@@ -109,6 +113,54 @@ public static class TrainingData
         }
         log.Line($"train cache: each image resized once to {sizes} px, about {estimate / 1e6:F0} MB ({available / 1e9:F1} GB available)");
         return pre;
+    }
+
+    /// <summary>
+    /// The batched gather of a run's train images (<see cref="GatherCache"/>), or null for the per-sample host path, as
+    /// <c>--augment-on</c> and <c>--cache-device</c> ask; the log says which was chosen and why. auto: the gather on a
+    /// GPU (training on one, the images resized once, and they take at most half its free memory), the host otherwise.
+    /// <paramref name="deviceFreeBytes"/> and <paramref name="hostAvailableBytes"/> stand in for NVML's and the OS's answers.
+    /// </summary>
+    public static GatherCache? GatherFor(TrainOptions o, IImageDataset train, Device device, ILogger log,
+        long? deviceFreeBytes = null, long? hostAvailableBytes = null)
+    {
+        bool gpu = device.type == DeviceType.CUDA;
+        if (o.CacheDevice == CacheDevice.Cuda && !gpu) throw new UserError($"--cache-device cuda needs a CUDA training device, not {device.type.ToString().ToLowerInvariant()}");
+        if (o.AugmentOn == AugmentOn.Host || (o.AugmentOn == AugmentOn.Auto && !gpu)) return null;
+        if (train.Transform is not PreResizedTrainTransform)
+        {
+            if (o.AugmentOn == AugmentOn.Device)
+                throw new UserError("--augment-on device gathers from the train images resized once: it needs --in-memory true and --train-cache resized (or auto, with the memory for it)");
+            log.Line("augmentation: per sample on the host (the batched gather needs the train images resized once, which this run does not keep)");
+            return null;
+        }
+        long bytes = GatherCache.BytesFor(train);
+        string size = $"{bytes / 1e6:F0} MB";
+        Device at = CPU;
+        if (gpu && o.CacheDevice != CacheDevice.Cpu)
+        {
+            long free = deviceFreeBytes ?? Nvml.FreeBytes(Math.Max(0, (int)device.index)) ?? 0;
+            if (o.CacheDevice == CacheDevice.Cuda && bytes > free * 0.8)
+                throw new UserError($"--cache-device cuda: the train images resized once take {size} and the GPU has {free / 1e9:F1} GB free; use --cache-device cpu or --augment-on host");
+            if (o.CacheDevice == CacheDevice.Auto && bytes > free / 2)
+            {
+                if (o.AugmentOn == AugmentOn.Auto)
+                {
+                    log.Line($"augmentation: per sample on the host (the train images resized once, {size}, would take over half the GPU's {free / 1e9:F1} GB free)");
+                    return null;
+                }
+            }
+            else at = device;
+        }
+        if (at.type == DeviceType.CPU)
+        {
+            long available = hostAvailableBytes ?? Backend.Memory.AvailableBytes();
+            if (bytes > available * 0.8)
+                throw new UserError($"--augment-on device: a host copy of the train images resized once takes {size} and {available / 1e9:F1} GB are available; use --augment-on host");
+        }
+        string why = o.AugmentOn == AugmentOn.Device ? "--augment-on device" : "training on a GPU";
+        log.Line($"augmentation: one gather per batch on {at} over the train images resized once ({size} there; {why})");
+        return GatherCache.Build(train, at, Model.Layouts.Resolve(o.MemoryFormat, device) == Model.MemoryFormat.ChannelsLast);
     }
 
     /// <summary>The prepared size of the split, from the headers of up to 64 of its files spread over it.</summary>
