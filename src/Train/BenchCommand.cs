@@ -82,8 +82,13 @@ public static class BenchCommand
         var eJson = new Option<bool>("--json");
         var ePrecision = Words.PrecisionOption();
         var eFormat = Words.MemoryFormatOption();
+        var ePaths = new Option<string>("--paths")
+        {
+            Description = "Pipeline paths, each beside the pure steps: decoded (a resize per sample, host), resized (resized once, host), gather (one gather per batch on the device)",
+            DefaultValueFactory = _ => "decoded",
+        };
         var epoch = new Command("epoch", "One real epoch through the pipeline vs the same steps on pre-made tensors")
-            { eDevice, eWidth, eBatch, eImages, eEpochs, eWorkers, eJson, ePrecision, eFormat };
+            { eDevice, eWidth, eBatch, eImages, eEpochs, eWorkers, eJson, ePrecision, eFormat, ePaths };
         epoch.SetAction(p => App.Guard(p, () =>
         {
             if (new[] { eBatch, eImages, eEpochs, eWorkers }.FirstOrDefault(o => p.GetValue(o) < 1) is { } bad)
@@ -91,9 +96,12 @@ public static class BenchCommand
             Architecture.MobileNetV2Spec.Validate(p.GetValue(eWidth), 10);
             var dev = TorchRuntime.ResolveDevice(p.GetValue(eDevice));
             var r = EpochBench.Run(dev, p.GetValue(eWidth), p.GetValue(eBatch), p.GetValue(eImages), p.GetValue(eEpochs), p.GetValue(eWorkers),
-                log: Console.Error.WriteLine, precision: p.GetValue(ePrecision), memoryFormat: p.GetValue(eFormat));
+                log: Console.Error.WriteLine, precision: p.GetValue(ePrecision), memoryFormat: p.GetValue(eFormat),
+                paths: p.GetValue(ePaths)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
             if (p.GetValue(eJson)) Print(r);
-            else Console.WriteLine($"pipeline epoch / pure steps = {r.Ratio:F3} ({r.PipelineEpochSeconds:F2} s vs {r.PureStepSeconds:F2} s)");
+            else
+                foreach (var path in r.Paths)
+                    Console.WriteLine($"{path.Path}: pipeline epoch / pure steps = {path.Ratio:F3} ({path.Seconds:F2} s vs {r.PureStepSeconds:F2} s)");
             return 0;
         }));
         bench.Subcommands.Add(epoch);

@@ -17,18 +17,35 @@ public static class ExportCommand
         var opset = new Option<int>("--opset") { Description = "ONNX opset, 11 or later", DefaultValueFactory = _ => 17 };
         var batch = new Option<string>("--batch") { Description = "dynamic, or a fixed batch size", DefaultValueFactory = _ => "dynamic" };
         var keepBn = new Option<bool>("--keep-batchnorm") { Description = "Write BatchNormalization nodes instead of folding them into the convolutions" };
-        var cmd = new Command("export", "Write a trained network as ONNX (for ONNX Runtime and other runtimes)") { onnx, checkpoint, opset, batch, keepBn };
+        var int8 = new Option<bool>("--int8") { Description = "Write an int8 model (QDQ: per-channel int8 weights, uint8 activations calibrated on --calibrate's images)" };
+        var calibrate = new Option<string?>("--calibrate") { Description = "Folder of images (any depth) whose activations set the int8 ranges, through the val transform" };
+        var calibrationImages = new Option<int>("--calibration-images") { Description = "How many of --calibrate's images to use, spread over its files", DefaultValueFactory = _ => 256 };
+        var cmd = new Command("export", "Write a trained network as ONNX (for ONNX Runtime and other runtimes)")
+            { onnx, checkpoint, opset, batch, keepBn, int8, calibrate, calibrationImages };
         cmd.SetAction(p => App.Guard(p, () =>
         {
             string b = p.GetValue(batch)!;
             int? fixedBatch = b == "dynamic" ? null
                 : int.TryParse(b, out var n) && n >= 1 ? n : throw new UserError($"--batch must be dynamic or a number of at least 1, not '{b}'", 2);
             var options = new OnnxOptions(p.GetValue(opset), fixedBatch, !p.GetValue(keepBn)).Validated();
+            bool quantize = p.GetValue(int8);
+            string? calibrationDir = p.GetValue(calibrate);
+            if (quantize && calibrationDir is null) throw new UserError("--int8 needs --calibrate DIR: a folder of images like the ones the model will see", 2);
+            if (!quantize && calibrationDir is not null) throw new UserError("--calibrate is for --int8", 2);
+            if (quantize && options.Opset < 13) throw new UserError("--int8 needs --opset 13 or later (per-channel DequantizeLinear)", 2);
+            if (quantize && !options.FoldBatchNorm) throw new UserError("--int8 quantizes the folded graph: drop --keep-batchnorm", 2);
             var (card, net) = RunReader.LoadCheckpoint(p.GetValue(checkpoint)!);
             using (net)
             {
                 net.eval();
-                OnnxExport.Write(p.GetValue(onnx)!, card, net, options);
+                if (!quantize) OnnxExport.Write(p.GetValue(onnx)!, card, net, options);
+                else
+                {
+                    var (batches, images, skipped) = Calibration.FromFolder(calibrationDir!, card, p.GetValue(calibrationImages));
+                    var ranges = Int8.Write(p.GetValue(onnx)!, card, net, options, batches);
+                    Console.WriteLine($"int8: {ranges.Count} activations calibrated on {images} images of {calibrationDir}" +
+                                      (skipped > 0 ? $" ({skipped} unreadable skipped)" : "") + "; weights per channel; classifier float32");
+                }
             }
             Console.WriteLine($"wrote {p.GetValue(onnx)} (opset {p.GetValue(opset)}, batch {b}, {card.Classes} classes, input 3x{card.ImageSize}x{card.ImageSize} or any size)");
             return 0;

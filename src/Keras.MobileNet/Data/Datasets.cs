@@ -17,6 +17,9 @@ public static class ImageFolder
 {
     static readonly HashSet<string> Extensions = new(StringComparer.OrdinalIgnoreCase) { ".jpg", ".jpeg", ".png" };
 
+    /// <summary>Whether <paramref name="path"/> has one of the image extensions a folder is scanned for.</summary>
+    public static bool IsImage(string path) => Extensions.Contains(Path.GetExtension(path));
+
     /// <summary>
     /// Scans ROOT/split/&lt;class&gt;/*.{jpg,jpeg,png} (any case), like Keras image_dataset_from_directory and
     /// torchvision ImageFolder. Pass the train split's classes for val so both share one label map.

@@ -5,7 +5,8 @@ using static TorchSharp.torch;
 
 namespace Keras.MobileNet.Bench;
 
-public sealed record PipelineRate(string Mode, int Workers, double ImagesPerSecond);
+/// <summary>One mode's rate with <see cref="Workers"/> threads (host workers, or libtorch's threads for the gather), the bytes its cached images take and the process's peak working set while it ran.</summary>
+public sealed record PipelineRate(string Mode, int Workers, double ImagesPerSecond, long CacheBytes, long PeakWorkingSetBytes);
 
 public sealed record FootprintEstimate(int TrainWidth, int TrainHeight, double TrainBytesPerImage, double ValBytesPerImage,
     double ManagedBytesPerImage, long ImagenetteFullTrainImages, long ImagenetteFullValImages, double ImagenetteFullEstimateBytes,
@@ -57,21 +58,34 @@ public static class PipelineBench
             var split = ImageFolder.Scan(root, "train");
             var rates = new List<PipelineRate>();
             foreach (int w in workers)
-                foreach (var (mode, train, cached) in new[] { ("train_cached", true, true), ("train_preresized", true, true), ("train_streaming", true, false),
-                             ("val_cached", false, true), ("val_streaming", false, false) })
+                foreach (var (mode, train, cached) in new[] { ("train_cached", true, true), ("train_preresized", true, true), ("train_gather", true, true),
+                             ("train_streaming", true, false), ("val_cached", false, true), ("val_streaming", false, false) })
                 {
                     // train_cached: today's in-memory path (decoded images, a resize per sample); train_preresized: each
-                    // image kept at its three RandomResize sizes (--train-cache resized), the same batches.
-                    IImageTransform t = !train ? new ValTransform(cfg) : mode == "train_preresized" ? new PreResizedTrainTransform(cfg) : new TrainTransform(cfg);
+                    // image kept at its three RandomResize sizes (--train-cache resized); train_gather: those images packed
+                    // in one tensor and each batch made by one gather on the CPU device (--augment-on device), with w
+                    // libtorch threads. The same batches in all three.
+                    IImageTransform t = !train ? new ValTransform(cfg) : mode == "train_cached" ? new TrainTransform(cfg) : new PreResizedTrainTransform(cfg);
+                    GC.Collect(); GC.WaitForPendingFinalizers(); GC.Collect();
+                    using var peak = new Measure.PeakSampler();
                     var log2 = new BadImageLog();
                     IImageDataset ds = cached ? InMemoryDataset.Build(split, t, log2, w) : new StreamingDataset(split, t, log2);
-                    var loader = new DataLoader(ds, 64, true, 0, w, CPU);
-                    foreach (var b in loader.Epoch(0)) b.Dispose(); // warm-up epoch
-                    var clock = Stopwatch.StartNew();
-                    int n = 0;
-                    foreach (var b in loader.Epoch(1)) { n += b.Count; b.Dispose(); }
-                    rates.Add(new PipelineRate(mode, w, n / clock.Elapsed.TotalSeconds));
-                    log?.Invoke($"{mode,-16} workers {w}: {rates[^1].ImagesPerSecond:F0} images/s");
+                    using var gather = mode == "train_gather" ? GatherCache.Build(ds, CPU) : null;
+                    var loader = new DataLoader(ds, 64, true, 0, w, CPU) { Gather = gather };
+                    int threads = get_num_threads();
+                    if (gather is not null) set_num_threads(w);
+                    try
+                    {
+                        foreach (var b in loader.Epoch(0)) b.Dispose(); // warm-up epoch
+                        var clock = Stopwatch.StartNew();
+                        int n = 0;
+                        foreach (var b in loader.Epoch(1)) { n += b.Count; b.Dispose(); }
+                        long cacheBytes = ((ds as InMemoryDataset)?.Bytes ?? 0) + (gather?.Bytes ?? 0);
+                        rates.Add(new PipelineRate(mode, w, n / clock.Elapsed.TotalSeconds, cacheBytes, peak.Max));
+                    }
+                    finally { set_num_threads(threads); }
+                    log?.Invoke($"{mode,-16} workers {w}: {rates[^1].ImagesPerSecond:F0} images/s, cache {rates[^1].CacheBytes / 1e6:F1} MB, " +
+                                $"peak working set {rates[^1].PeakWorkingSetBytes / 1e6:F0} MB");
                 }
             return new PipelineBenchResult(images, width, height, imageSize, isDecode, skDecode, resize, fused, rates, Footprint(cfg, log),
                 Measure.PeakWorkingSet(), "SkiaSharp 3 codecs (libjpeg-turbo, libpng), first frame, JPEG/PNG only", "Pillow BILINEAR (antialiased) in C#, over the crop's window only");

@@ -251,6 +251,8 @@ public class EndToEndTests
         yield return new TestCaseData(new[] { "summary", "--arch", "resnet" }, 2, "--arch").SetName("Unknown_arch");
         yield return new TestCaseData(new[] { "bench", "epoch", "--epochs", "0" }, 2, "--epochs").SetName("Bench_epoch_without_epochs");
         yield return new TestCaseData(new[] { "bench", "train", "--image-size", "8" }, 2, "--image-size").SetName("Bench_train_image_too_small");
+        yield return new TestCaseData(new[] { "bench", "epoch", "--paths", "decoded,sideways" }, 2, "--paths: 'sideways'").SetName("Bench_epoch_unknown_path");
+        yield return new TestCaseData(new[] { "--augment-on", "gpu", "--dataset", "folder", "--data", "/nonexistent/x" }, 2, "--augment-on").SetName("Unknown_augment_on");
         yield return new TestCaseData(new[] { "bench", "pipeline", "--images", "0" }, 2, "--images").SetName("Bench_pipeline_without_images");
         // Numbers parse one way: a comma is no thousands separator (--lr 0,001 trained at lr 1; summary --width 1,0.5 built width 10.5).
         yield return new TestCaseData(new[] { "--lr", "0,001", "--dataset", "folder", "--data", "/nonexistent/x" }, 2, "--lr must be a number").SetName("Comma_in_lr_is_usage_error");
