@@ -108,9 +108,9 @@ public static class BenchCommand
 
         var oWidths = new Option<string>("--width") { DefaultValueFactory = _ => "1,0.5" };
         var oBatches = new Option<string>("--batch-size") { Description = "Batch sizes, e.g. 1,32", DefaultValueFactory = _ => "1,32" };
-        var oRounds = new Option<int>("--rounds") { Description = "Timed rounds (each runs the three ways once)", DefaultValueFactory = _ => 10 };
+        var oRounds = new Option<int>("--rounds") { Description = "Timed rounds (each runs the four ways once)", DefaultValueFactory = _ => 10 };
         var oSize = new Option<int>("--image-size") { DefaultValueFactory = _ => 224 };
-        var onnxBench = new Command("onnx", "CPU inference images/s: TorchSharp vs ONNX Runtime on the export (BatchNorm folded, and as nodes)")
+        var onnxBench = new Command("onnx", "CPU inference images/s: TorchSharp vs ONNX Runtime on the export (BatchNorm folded, as nodes, and int8)")
             { oWidths, oBatches, oRounds, oSize };
         onnxBench.SetAction(p => App.Guard(p, () =>
         {

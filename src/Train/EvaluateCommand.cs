@@ -26,12 +26,24 @@ public static class EvaluateCommand
         var precision = Words.PrecisionOption();
         var memoryFormat = Words.MemoryFormatOption();
         var engine = Words.InferenceEngineOption();
+        var onnx = new Option<string?>("--onnx") { Description = "An exported .onnx file (float32 or int8), run with ONNX Runtime on --data (instead of --checkpoint)" };
         var cmd = new Command("evaluate", "Top-1, top-5, per-class accuracy, confusion matrix and loss of a checkpoint")
-            { checkpoint, weights, data, json, device, batch, precision, memoryFormat, engine };
+            { checkpoint, weights, onnx, data, json, device, batch, precision, memoryFormat, engine };
         cmd.SetAction(p => App.Guard(p, () =>
         {
-            if ((p.GetValue(checkpoint) is null) == (p.GetValue(weights) is null))
-                throw new UserError("give one of --checkpoint RUN and --weights imagenet1k-v1|imagenet1k-v2", 2);
+            if (new[] { p.GetValue(checkpoint), p.GetValue(weights), p.GetValue(onnx) }.Count(v => v is not null) != 1)
+                throw new UserError("give one of --checkpoint RUN, --weights imagenet1k-v1|imagenet1k-v2 and --onnx FILE", 2);
+            if (p.GetValue(onnx) is string file)
+            {
+                string dataRoot = p.GetValue(data) ?? throw new UserError("--onnx needs --data ROOT (an image folder with val/<class>/)", 2);
+                int onnxBatch = p.GetValue(batch) ?? 64;
+                if (onnxBatch < 1) throw new ArgumentException("--batch-size must be at least 1");
+                using var model = Export.OnnxModel.Load(file);
+                var e = Predictions.Evaluate(model, dataRoot, onnxBatch, App.Stderr);
+                if (p.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(ToJson(model.Card, e), Files.Json));
+                else Print(model.Card, e);
+                return 0;
+            }
             ModelCard card;
             Model.MobileNetV2 net;
             TrainOptions? run = null;

@@ -20,8 +20,10 @@ public static class ExportCommand
         var int8 = new Option<bool>("--int8") { Description = "Write an int8 model (QDQ: per-channel int8 weights, uint8 activations calibrated on --calibrate's images)" };
         var calibrate = new Option<string?>("--calibrate") { Description = "Folder of images (any depth) whose activations set the int8 ranges, through the val transform" };
         var calibrationImages = new Option<int>("--calibration-images") { Description = "How many of --calibrate's images to use, spread over its files", DefaultValueFactory = _ => 256 };
+        var percentile = new Option<double>("--calibration-percentile") { Description = "Each activation's int8 range holds this percentage of its calibration values on each side (100: min and max)", DefaultValueFactory = _ => new Int8Options().Percentile };
+        var weightFormat = Words.Choice("--int8-weights", "s7: int8 in 7 bits (fast on every CPU); s8: full int8 (CPUs with VNNI, ARM; on others ONNX Runtime's 16-bit sums saturate); u8: uint8 (8 bits, no saturation, slower)", Int8Weights.S7);
         var cmd = new Command("export", "Write a trained network as ONNX (for ONNX Runtime and other runtimes)")
-            { onnx, checkpoint, opset, batch, keepBn, int8, calibrate, calibrationImages };
+            { onnx, checkpoint, opset, batch, keepBn, int8, calibrate, calibrationImages, percentile, weightFormat };
         cmd.SetAction(p => App.Guard(p, () =>
         {
             string b = p.GetValue(batch)!;
@@ -42,7 +44,9 @@ public static class ExportCommand
                 else
                 {
                     var (batches, images, skipped) = Calibration.FromFolder(calibrationDir!, card, p.GetValue(calibrationImages));
-                    var ranges = Int8.Write(p.GetValue(onnx)!, card, net, options, batches);
+                    double pct = p.GetValue(percentile);
+                    if (!(pct is >= 90 and <= 100)) throw new UserError($"--calibration-percentile must be 90 to 100, not {pct}", 2);
+                    var ranges = Int8.Write(p.GetValue(onnx)!, card, net, options, batches, new Int8Options(Percentile: pct, Weights: p.GetValue(weightFormat)));
                     Console.WriteLine($"int8: {ranges.Count} activations calibrated on {images} images of {calibrationDir}" +
                                       (skipped > 0 ? $" ({skipped} unreadable skipped)" : "") + "; weights per channel; classifier float32");
                 }

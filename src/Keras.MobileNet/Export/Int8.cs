@@ -16,16 +16,18 @@ namespace Keras.MobileNet.Export;
 /// addition's result, uint8 per tensor with a zero point, their ranges from calibration images: a histogram of each
 /// tensor over all of them, clipped at <see cref="Percentile"/> (one outlier does not set the range). The classifier
 /// (pooling and Gemm) stays float32 unless asked. ONNX Runtime fuses the pairs into QLinearConv/QLinearAdd.
-/// <see cref="ReduceRange"/> (the default, as ONNX Runtime's quantizer offers it): weights in 7 bits, [-63, 63]. On an
-/// x86 CPU without VNNI, ONNX Runtime's uint8 x int8 kernels add pairs of products in saturating 16-bit lanes, and
-/// full-range weights overflow them: on this project's AVX2 machine a test network's logits moved by 11% of their
-/// range with 8-bit weights and by 2% with 7-bit ones.
+/// <see cref="Weights"/>: how the weights are stored, see <see cref="Int8Weights"/>.
 /// </summary>
-public sealed record Int8Options(double Percentile = 99.999, bool QuantizeClassifier = false, int Bins = 2048, bool ReduceRange = true)
-{
-    /// <summary>The largest weight magnitude in int8 steps.</summary>
-    public int WeightMax => ReduceRange ? 63 : 127;
-}
+public sealed record Int8Options(double Percentile = 99.999, bool QuantizeClassifier = false, int Bins = 2048, Int8Weights Weights = Int8Weights.S7);
+
+/// <summary>
+/// The weights' storage. On an x86 CPU without VNNI, ONNX Runtime's uint8 x int8 kernels add pairs of products in
+/// saturating 16-bit lanes, which full-range int8 weights overflow (on this project's AVX2 machine a test network's
+/// logits moved by 11% of their range). S7: int8 in [-63, 63] (ONNX Runtime's reduce_range; fast everywhere, the
+/// default); S8: int8 in [-127, 127] (for VNNI and ARM CPUs); U8: uint8 with zero point 128 (full 8 bits without
+/// saturation on any CPU, but ONNX Runtime's u8 x u8 kernels are slower: about float32's speed here).
+/// </summary>
+public enum Int8Weights { S7, S8, U8 }
 
 public static class Int8
 {
@@ -47,7 +49,7 @@ public static class Int8
         var names = Activations(graph, options.QuantizeClassifier);
         var ranges = Calibrate(fp32, names, calibration, options);
         var model = fp32.Clone();
-        Rewrite(model.Graph, ranges, options.WeightMax);
+        Rewrite(model.Graph, ranges, options.Weights);
         model.DocString += " int8 (QDQ: per-channel symmetric int8 weights, uint8 activations calibrated at the " +
                            $"{options.Percentile.ToString(System.Globalization.CultureInfo.InvariantCulture)} percentile)";
         model.MetadataProps.Add(new StringStringEntryProto { Key = "keras_mobilenet.quantization", Value = "int8 qdq" });
@@ -68,6 +70,7 @@ public static class Int8
     static List<string> Activations(GraphProto graph, bool classifier)
     {
         var names = new List<string>();
+
         void Add(string n) { if (!names.Contains(n)) names.Add(n); }
         foreach (var node in graph.Node)
             switch (node.OpType)
@@ -101,6 +104,7 @@ public static class Int8
                     foreach (var (name, values) in Run(session, batch, wanted))
                         using (values)
                         {
+                            if (!low.ContainsKey(name)) continue; // the input, when it stays float
                             if (pass == 0)
                             {
                                 low[name] = Math.Min(low[name], values.min().item<float>());
@@ -154,7 +158,7 @@ public static class Int8
     }
 
     /// <summary>Inserts QuantizeLinear/DequantizeLinear after each calibrated activation and in front of each Conv's weights and bias.</summary>
-    static void Rewrite(GraphProto graph, IReadOnlyList<Range> ranges, int weightMax)
+    static void Rewrite(GraphProto graph, IReadOnlyList<Range> ranges, Int8Weights weights)
     {
         var init = graph.Initializer.ToDictionary(t => t.Name);
         var byName = ranges.ToDictionary(r => r.Tensor);
@@ -174,7 +178,7 @@ public static class Int8
         foreach (var node in nodes)
         {
             bool quantizes = node.OpType is "Conv" or "Add" or "GlobalAveragePool" or "Gemm";
-            if (node.OpType == "Conv") QuantizeWeights(graph, init, node, byName[node.Input[0]].Scale, weightMax);
+            if (node.OpType == "Conv") QuantizeWeights(graph, init, node, byName[node.Input[0]].Scale, weights);
             if (quantizes)
                 for (int i = 0; i < node.Input.Count; i++)
                     if (byName.ContainsKey(node.Input[i])) node.Input[i] = Dq(node.Input[i]);
@@ -183,9 +187,10 @@ public static class Int8
         }
     }
 
-    /// <summary>W as int8 per output channel (scale max|W_c| / <paramref name="weightMax"/>), b as int32 at input scale x W_c's scale, each behind a DequantizeLinear.</summary>
-    static void QuantizeWeights(GraphProto graph, Dictionary<string, TensorProto> init, NodeProto conv, float inputScale, int weightMax)
+    /// <summary>W as int8 per output channel (scale max|W_c| / 63 or 127, as <paramref name="format"/> says), b as int32 at input scale x W_c's scale, each behind a DequantizeLinear.</summary>
+    static void QuantizeWeights(GraphProto graph, Dictionary<string, TensorProto> init, NodeProto conv, float inputScale, Int8Weights format)
     {
+        int weightMax = format == Int8Weights.S7 ? 63 : 127;
         var wProto = init[conv.Input[1]];
         var dims = wProto.Dims.ToArray();
         var w = Floats(wProto);
@@ -201,11 +206,19 @@ public static class Int8
         }
         string wName = conv.Input[1];
         graph.Initializer.Remove(wProto);
-        var wq = new TensorProto { Name = $"{wName}_q", DataType = (int)DataType.Int8, RawData = ByteString.CopyFrom((byte[])(Array)q) };
+        bool u8 = format == Int8Weights.U8;
+        var raw = u8 ? q.Select(v => (byte)(v + 128)).ToArray() : (byte[])(Array)q;
+        var wq = new TensorProto { Name = $"{wName}_q", DataType = (int)(u8 ? DataType.Uint8 : DataType.Int8), RawData = ByteString.CopyFrom(raw) };
         wq.Dims.AddRange(dims);
         graph.Initializer.Add(wq);
         graph.Initializer.Add(Vector($"{wName}_scale", scales));
-        graph.Initializer.Add(Zeros($"{wName}_zero", DataType.Int8, channels, 1));
+        if (u8)
+        {
+            var zp = new TensorProto { Name = $"{wName}_zero", DataType = (int)DataType.Uint8, RawData = ByteString.CopyFrom(Enumerable.Repeat((byte)128, channels).ToArray()) };
+            zp.Dims.Add(channels);
+            graph.Initializer.Add(zp);
+        }
+        else graph.Initializer.Add(Zeros($"{wName}_zero", DataType.Int8, channels, 1));
         graph.Node.Add(Node("DequantizeLinear", [$"{wName}_q", $"{wName}_scale", $"{wName}_zero"], $"{wName}_dq", axis: 0));
         conv.Input[1] = $"{wName}_dq";
         if (conv.Input.Count < 3) return;

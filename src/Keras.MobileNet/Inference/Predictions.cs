@@ -84,4 +84,28 @@ public static class Predictions
         using var model = new KerasModel(net, device, card.Classes, precision, memoryFormat) { Card = card, InferenceEngine = engine };
         return model.Evaluate(val, Losses.CrossEntropy(labelSmoothing));
     }
+
+    /// <summary>
+    /// Evaluate for an exported file (float32 or int8) in ONNX Runtime: the same val images, preprocessing
+    /// (the card in its metadata), metrics and loss.
+    /// </summary>
+    public static Evaluation Evaluate(Export.OnnxModel onnx, string root, int batchSize, ILogger? warn = null, double labelSmoothing = 0)
+    {
+        var card = onnx.Card;
+        var val = TrainingData.Val(root, card.ClassFolders, TransformConfig.For(card.ImageSize, card.Mean, card.Std), batchSize, CPU,
+            new BadImageLog { OnWarning = warn });
+        var loss = Losses.CrossEntropy(labelSmoothing);
+        using var fold = new MetricFold(CPU, card.Classes, 5);
+        foreach (var b in val.Epoch(0))
+            using (b)
+            using (var scope = NewDisposeScope())
+            {
+                var x = b.Images.contiguous();
+                int n = (int)x.shape[0], h = (int)x.shape[2], w = (int)x.shape[3];
+                var logits = tensor(onnx.Logits(x.data<float>().ToArray(), n, h, w), [n, card.Classes]);
+                fold.Add(loss(logits, b.Labels), logits, b.Labels, withConfusion: true);
+            }
+        var r = fold.Read();
+        return new Evaluation(r.Loss, r.Accuracy, r.TopK, fold.Confusion(), fold.Samples);
+    }
 }

@@ -98,10 +98,20 @@ public static class TrainingData
     /// </summary>
     public static IImageTransform TrainTransformFor(TrainOptions o, TransformConfig cfg, ImageFolderSplit train, ILogger log, long? availableBytes = null)
     {
-        if (!o.InMemory || o.TrainCache == TrainCache.Decoded) return new TrainTransform(cfg);
         var pre = new PreResizedTrainTransform(cfg);
         long estimate = EstimateBytes(train, pre), available = availableBytes ?? Backend.Memory.AvailableBytes();
         string sizes = string.Join("/", cfg.TrainResizes);
+        if (!o.InMemory)
+        {
+            // Streaming decodes and resizes every image every epoch (bench pipeline: a few times slower per core than
+            // an in-memory cache); building the cache costs one such pass, so in memory wins from the second epoch on
+            // whenever it fits.
+            log.Line($"train data: streamed, each image read, decoded and resized every epoch; resized once in memory it would take about " +
+                     $"{estimate / 1e9:F1} GB ({available / 1e9:F1} GB available): " +
+                     (estimate <= available / 2 ? "that fits, and --in-memory true would train faster from the second epoch on" : "streaming is the right choice here"));
+            return new TrainTransform(cfg);
+        }
+        if (o.TrainCache == TrainCache.Decoded) return new TrainTransform(cfg);
         if (o.TrainCache == TrainCache.Resized && estimate > available * 8 / 10)
             throw new UserError($"--train-cache resized: the train images at {sizes} px would take about {estimate / 1e9:F1} GB, " +
                                 $"and {available / 1e9:F1} GB are available; use --train-cache decoded, or --in-memory false");

@@ -70,6 +70,9 @@ public class PreResizedTests() : WithTempDir("km-preresized-")
         Assert.That(Pick(TrainCache.Resized, need * 3 / 2), Is.TypeOf<PreResizedTrainTransform>(), "asked for, and it fits");
         Assert.That(() => Pick(TrainCache.Resized, need), Throws.TypeOf<UserError>().With.Message.StartsWith($"--train-cache resized: the train images at {sizes} px would take about"));
         Assert.That(Pick(TrainCache.Decoded, long.MaxValue), Is.TypeOf<TrainTransform>());
-        Assert.That(Pick(TrainCache.Resized, long.MaxValue, inMemory: false), Is.TypeOf<TrainTransform>(), "streaming keeps the per-sample path");
+        Assert.That(Pick(TrainCache.Resized, long.MaxValue / 4, inMemory: false), Is.TypeOf<TrainTransform>(), "streaming keeps the per-sample path");
+        Assert.That(said[^1], Does.StartWith("train data: streamed").And.EndWith("--in-memory true would train faster from the second epoch on"));
+        Assert.That(Pick(TrainCache.Auto, need, inMemory: false), Is.TypeOf<TrainTransform>());
+        Assert.That(said[^1], Does.EndWith("streaming is the right choice here"), "the cache would take more than half the memory");
     }
 }

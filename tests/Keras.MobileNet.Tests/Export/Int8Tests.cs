@@ -15,8 +15,9 @@ public class Int8Tests() : WithTempDir("km-int8-")
         return (card, net);
     }
 
-    [Test]
-    public void The_int8_model_is_QDQ_with_per_channel_weights_and_gives_the_float_models_logits_closely()
+    [TestCase(Int8Weights.S7, 63)]
+    [TestCase(Int8Weights.U8, 127)]
+    public void The_int8_model_is_QDQ_with_per_channel_weights_and_gives_the_float_models_logits_closely(Int8Weights format, int steps)
     {
         var (card, net) = Network(64);
         using var _ = net;
@@ -25,7 +26,7 @@ public class Int8Tests() : WithTempDir("km-int8-")
         Assert.That((images, skipped), Is.EqualTo((32, 0)));
         string fp32 = Path.Combine(dir, "m.onnx"), int8 = Path.Combine(dir, "m8.onnx");
         OnnxExport.Write(fp32, card, net, new OnnxOptions());
-        var ranges = Int8.Write(int8, card, net, new OnnxOptions(), batches);
+        var ranges = Int8.Write(int8, card, net, new OnnxOptions(), batches, new Int8Options(Weights: format));
         var model = Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(int8));
         var graph = model.Graph;
         var floats = Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(fp32)).Graph.Initializer.ToDictionary(t => t.Name);
@@ -37,19 +38,19 @@ public class Int8Tests() : WithTempDir("km-int8-")
             Assert.That(conv.Input[1], Does.EndWith("_dq"));
             string weight = conv.Input[1][..^3];
             var w = graph.Initializer.Single(t => t.Name == weight + "_q");
-            Assert.That(w.DataType, Is.EqualTo((int)Onnx.TensorProto.Types.DataType.Int8));
+            Assert.That(w.DataType, Is.EqualTo((int)(format == Int8Weights.U8 ? Onnx.TensorProto.Types.DataType.Uint8 : Onnx.TensorProto.Types.DataType.Int8)));
             var scale = graph.Initializer.Single(t => t.Name == weight + "_scale");
             Assert.That(scale.Dims.Single(), Is.EqualTo(w.Dims[0]), "one scale per output channel");
             // Each channel's scale is its own largest weight / 127, and every weight is within half a step of the folded float one.
             var want = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(floats[weight].RawData.Span).ToArray();
-            var steps = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(scale.RawData.Span).ToArray();
-            var ints = (sbyte[])(Array)w.RawData.ToByteArray();
-            int per = want.Length / steps.Length;
-            for (int c = 0; c < steps.Length; c++)
+            var scales = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(scale.RawData.Span).ToArray();
+            var ints = w.RawData.ToByteArray().Select(b => format == Int8Weights.U8 ? b - 128 : (sbyte)b).ToArray();
+            int per = want.Length / scales.Length;
+            for (int c = 0; c < scales.Length; c++)
             {
                 float max = Enumerable.Range(c * per, per).Max(i => Math.Abs(want[i]));
-                Assert.That(steps[c], Is.EqualTo(max / new Int8Options().WeightMax).Within(max * 1e-6 + 1e-12), $"{weight} channel {c}'s scale");
-                for (int i = c * per; i < (c + 1) * per; i++) Assert.That(Math.Abs(ints[i] * steps[c] - want[i]), Is.LessThanOrEqualTo(steps[c] * 0.5001));
+                Assert.That(scales[c], Is.EqualTo(max / steps).Within(max * 1e-6 + 1e-12), $"{weight} channel {c}'s scale");
+                for (int i = c * per; i < (c + 1) * per; i++) Assert.That(Math.Abs(ints[i] * scales[c] - want[i]), Is.LessThanOrEqualTo(scales[c] * 0.5001));
             }
         }
         Assert.That(graph.Initializer.Single(t => t.Name == "classifier.1.weight").DataType, Is.EqualTo((int)Onnx.TensorProto.Types.DataType.Float), "the classifier stays float32");
