@@ -53,6 +53,7 @@ public static class App
 
     public static int Run(string[] args)
     {
+        HeapSettings.KeepBatchMemory();
         // The kill test's fault points (tools/kill-test.sh): read here, so the library reads no environment.
         FaultPoints.Configure(int.TryParse(Environment.GetEnvironmentVariable("KM_FAULT_KILL_AT"), out var k) ? k : null,
             Environment.GetEnvironmentVariable("KM_FAULT_COUNT"));

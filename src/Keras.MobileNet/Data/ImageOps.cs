@@ -52,30 +52,38 @@ public static partial class ImageOps
     /// bytes are torchvision's. <paramref name="window"/> holds the pixels of the resized image (of
     /// <paramref name="fullWidth"/> x <paramref name="fullHeight"/>) from (<paramref name="windowX"/>, <paramref name="windowY"/>) on.
     /// </summary>
-    public static void RotateCropFlip(RgbImage window, int windowX, int windowY, int fullWidth, int fullHeight, AugmentParams p, int size,
+    public static unsafe void RotateCropFlip(RgbImage window, int windowX, int windowY, int fullWidth, int fullHeight, AugmentParams p, int size,
         float[][] lut, Span<float> dest)
     {
         int w = fullWidth, h = fullHeight, plane = size * size, ww = window.Width;
         if (dest.Length != 3 * plane) throw new ArgumentException("destination does not match the crop");
-        var rot = PilRotation.For(p.AngleDegrees, w, h);
-        var px = window.Pixels;
-        var (lr, lg, lb) = (lut[0], lut[1], lut[2]);
-        for (int y = 0; y < size; y++)
+        var a = PilRotation.For(p.AngleDegrees, w, h).Coefficients;
+        // Output column x shows crop column xo (size - 1 - x when flipped), at image column Left + xo. Pillow's source
+        // position (a2 + Y a1 + X a0, a5 + Y a4 + X a3) in 16.16 fixed point then moves by +-(a0, a3) per output column:
+        // the same 32-bit sums (wrapping alike), one addition each instead of two products.
+        int step = p.Flip ? -1 : 1, firstX = p.Flip ? p.Left + size - 1 : p.Left;
+        int du = step * a[0], dv = step * a[3];
+        fixed (byte* px = window.Pixels)
+        fixed (float* d = dest, lr = lut[0], lg = lut[1], lb = lut[2])
         {
-            for (int x = 0; x < size; x++)
+            for (int y = 0; y < size; y++)
             {
-                int xo = p.Flip ? size - 1 - x : x;        // flip the crop: output column x shows crop column xo
-                var (sx, sy) = rot.Source(p.Left + xo, p.Top + y);
-                int o = y * size + x;
-                if (sx < 0 || sy < 0 || sx >= w || sy >= h)
+                int row = p.Top + y;
+                int u = a[2] + row * a[1] + firstX * a[0], v = a[5] + row * a[4] + firstX * a[3];
+                float* r = d + y * size, g = r + plane, b = g + plane;
+                for (int x = 0; x < size; x++, u += du, v += dv)
                 {
-                    dest[o] = lr[0]; dest[plane + o] = lg[0]; dest[2 * plane + o] = lb[0];
-                    continue;
+                    int sx = u >> 16, sy = v >> 16;
+                    if ((uint)sx >= (uint)w || (uint)sy >= (uint)h)
+                    {
+                        r[x] = lr[0]; g[x] = lg[0]; b[x] = lb[0];
+                        continue;
+                    }
+                    byte* s = px + ((sy - windowY) * ww + (sx - windowX)) * 3;
+                    r[x] = lr[s[0]];
+                    g[x] = lg[s[1]];
+                    b[x] = lb[s[2]];
                 }
-                int s = ((sy - windowY) * ww + (sx - windowX)) * 3;
-                dest[o] = lr[px[s]];
-                dest[plane + o] = lg[px[s + 1]];
-                dest[2 * plane + o] = lb[px[s + 2]];
             }
         }
     }
