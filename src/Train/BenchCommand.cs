@@ -21,12 +21,13 @@ public static class BenchCommand
 
         var images = new Option<int>("--images") { Description = "Generated 500x375 JPEGs", DefaultValueFactory = _ => 256 };
         var workers = new Option<string>("--workers") { Description = "Worker counts, e.g. 1,2", DefaultValueFactory = _ => $"1,{Environment.ProcessorCount}" };
-        var pipeline = new Command("pipeline", "Images/s of the train and val transforms, cached and streaming; prints JSON") { images, workers };
+        var gatherOn = Words.Parsed("--device", "Where train_gather keeps its images and gathers each batch: cpu, cuda or cuda:N", Backend.DeviceChoice.Cpu, Words.Device);
+        var pipeline = new Command("pipeline", "Images/s of the train and val transforms, cached and streaming; prints JSON") { images, workers, gatherOn };
         pipeline.SetAction(p => App.Guard(p, () =>
         {
             if (p.GetValue(images) < 1) throw new ArgumentException("--images must be at least 1");
             var w = Ints(p.GetValue(workers)!).Distinct().ToArray();
-            Print(PipelineBench.Run(p.GetValue(images), w, log: Console.Error.WriteLine));
+            Print(PipelineBench.Run(p.GetValue(images), w, log: Console.Error.WriteLine, gatherDevice: TorchRuntime.ResolveDevice(p.GetValue(gatherOn))));
             return 0;
         }));
         bench.Subcommands.Add(pipeline);

@@ -20,8 +20,9 @@ public sealed record PipelineBenchResult(int Images, int SourceWidth, int Source
 public static class PipelineBench
 {
     public static PipelineBenchResult Run(int images, IReadOnlyList<int> workers, int width = 500, int height = 375, int imageSize = 224,
-        Action<string>? log = null)
+        Action<string>? log = null, Device? gatherDevice = null)
     {
+        gatherDevice ??= CPU;
         string root = Directory.CreateTempSubdirectory("km-bench").FullName;
         try
         {
@@ -68,23 +69,24 @@ public static class PipelineBench
                 {
                     // train_cached: today's in-memory path (decoded images, a resize per sample); train_preresized: each
                     // image kept at its three RandomResize sizes (--train-cache resized); train_gather: those images packed
-                    // in one tensor and each batch made by one gather on the CPU device (--augment-on device), with w
-                    // libtorch threads. The same batches in all three.
+                    // in one tensor and each batch made by one gather on --device (--augment-on device; on the CPU with w
+                    // libtorch threads). The same batches in all three.
                     IImageTransform t = !train ? new ValTransform(cfg) : mode == "train_cached" ? new TrainTransform(cfg) : new PreResizedTrainTransform(cfg);
                     GC.Collect(); GC.WaitForPendingFinalizers(); GC.Collect();
                     using var peak = new Measure.PeakSampler();
                     var log2 = new BadImageLog();
                     IImageDataset ds = cached ? InMemoryDataset.Build(split, t, log2, w) : new StreamingDataset(split, t, log2);
-                    using var gather = mode == "train_gather" ? GatherCache.Build(ds, CPU) : null;
-                    var loader = new DataLoader(ds, 64, true, 0, w, CPU) { Gather = gather };
+                    using var gather = mode == "train_gather" ? GatherCache.Build(ds, gatherDevice) : null;
+                    var loader = new DataLoader(ds, 64, true, 0, w, gather is null ? CPU : gatherDevice) { Gather = gather };
                     int threads = get_num_threads();
-                    if (gather is not null) set_num_threads(w);
+                    if (gather is not null && gatherDevice.type == TorchSharp.DeviceType.CPU) set_num_threads(w);
                     try
                     {
                         foreach (var b in loader.Epoch(0)) b.Dispose(); // warm-up epoch
                         var clock = Stopwatch.StartNew();
                         int n = 0;
                         foreach (var b in loader.Epoch(1)) { n += b.Count; b.Dispose(); }
+                        Measure.Sync(gather?.Device ?? CPU);
                         long cacheBytes = ((ds as InMemoryDataset)?.Bytes ?? 0) + (gather?.Bytes ?? 0);
                         rates.Add(new PipelineRate(mode, w, n / clock.Elapsed.TotalSeconds, cacheBytes, peak.Max));
                     }
