@@ -265,7 +265,10 @@ public class EndToEndTests
         yield return new TestCaseData(new[] { "--device", "gpu" }, 2, "cuda:N").SetName("Unknown_device_is_usage_error");
         yield return new TestCaseData(new[] { "--batch-size", "1", "--image-size", "32", "--dataset", "folder", "--data", "/nonexistent/x" }, 2, "--batch-size 1")
             .SetName("Batch_of_one_at_32_px_is_refused");
-        yield return new TestCaseData(new[] { "evaluate" }, 2, "give one of --checkpoint RUN and --weights").SetName("Evaluate_needs_a_network");
+        yield return new TestCaseData(new[] { "evaluate" }, 2, "give one of --checkpoint RUN, --weights").SetName("Evaluate_needs_a_network");
+        yield return new TestCaseData(new[] { "evaluate", "--onnx", "m.onnx" }, 2, "--onnx needs --data ROOT").SetName("Evaluate_onnx_needs_data");
+        yield return new TestCaseData(new[] { "export", "--onnx", "m.onnx", "--checkpoint", "/nonexistent/run", "--int8" }, 2, "--int8 needs --calibrate DIR").SetName("Int8_needs_calibration_images");
+        yield return new TestCaseData(new[] { "export", "--onnx", "m.onnx", "--checkpoint", "/nonexistent/run", "--calibrate", "." }, 2, "--calibrate is for --int8").SetName("Calibrate_without_int8");
         yield return new TestCaseData(new[] { "evaluate", "--weights", "imagenet1k-v1" }, 2, "--weights needs --data").SetName("Evaluate_weights_need_data");
         yield return new TestCaseData(new[] { "synth", "--out", "x", "--classes", "9" }, 2, "--classes must be 2 to").SetName("Synth_unknown_class_count");
         yield return new TestCaseData(new[] { "synth", "--out", "x", "--size", "4" }, 2, "--size").SetName("Synth_too_small");
