@@ -126,11 +126,12 @@ public sealed class InMemoryDataset : IImageDataset
     public const int KeepEncodedRatio = 64;
 
     public static InMemoryDataset Build(ImageFolderSplit split, IImageTransform transform, BadImageLog log, int workers,
-        long maxPixels = ImageOps.DefaultMaxPixels)
+        long maxPixels = ImageOps.DefaultMaxPixels, Action<int, int>? progress = null)
     {
         var loaded = new RgbImage?[split.Samples.Count];
         var raw = new byte[]?[split.Samples.Count];
         var ok = new bool[split.Samples.Count];
+        int done = 0, tenth = Math.Max(1, loaded.Length / 10);
         Parallel.For(0, loaded.Length, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, workers) }, i =>
         {
             var s = split.Samples[i];
@@ -142,6 +143,8 @@ public sealed class InMemoryDataset : IImageDataset
                 else loaded[i] = prepared;
                 return true;
             });
+            int n = Interlocked.Increment(ref done);
+            if (progress is not null && (n % tenth == 0 || n == loaded.Length)) progress(n, loaded.Length); // about every tenth
         });
         var keep = Enumerable.Range(0, loaded.Length).Where(i => ok[i]).ToArray();
         if (keep.Length == 0) throw new UserError($"{split.Directory}: no readable images");

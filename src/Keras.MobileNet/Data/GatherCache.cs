@@ -26,12 +26,20 @@ public sealed class GatherCache : IDisposable
     /// <summary>Batches come as NCHW with channels-last strides (what a channels-last model reads without a copy).</summary>
     public bool ChannelsLast { get; init; }
 
-    GatherCache(TransformConfig cfg, Tensor pixels, long[] offsets, int[] sizes, int[] decodedSizes, Device device)
+    /// <summary>
+    /// The batches' element type: float32, or bfloat16 for a bf16 network (its first convolution casts its input to
+    /// bf16 anyway, so the values it computes with are the same; the gather moves half the bytes).
+    /// </summary>
+    public ScalarType OutputType { get; }
+
+    GatherCache(TransformConfig cfg, Tensor pixels, long[] offsets, int[] sizes, int[] decodedSizes, Device device, ScalarType outputType)
     {
-        (this.cfg, this.pixels, this.offsets, this.sizes, this.decodedSizes, Device) = (cfg, pixels, offsets, sizes, decodedSizes, device);
+        if (outputType is not (ScalarType.Float32 or ScalarType.BFloat16))
+            throw new ArgumentException($"the gather makes float32 or bfloat16 batches, not {outputType}", nameof(outputType));
+        (this.cfg, this.pixels, this.offsets, this.sizes, this.decodedSizes, Device, OutputType) = (cfg, pixels, offsets, sizes, decodedSizes, device, outputType);
         (Bytes, Count) = (pixels.shape[0], decodedSizes.Length / 2);
         using var table = tensor(ImageOps.NormalizeTable(cfg.Mean, cfg.Std).SelectMany(c => c).ToArray(), ScalarType.Float32);
-        lut = table.to(device);
+        lut = table.to(outputType).to(device);
     }
 
     /// <summary>The bytes the cache of <paramref name="dataset"/> takes (its images at their three sizes).</summary>
@@ -44,7 +52,7 @@ public sealed class GatherCache : IDisposable
     }
 
     /// <summary>Packs the images of <paramref name="dataset"/> (built with the pre-resized train transform) on <paramref name="device"/>.</summary>
-    public static GatherCache Build(IImageDataset dataset, Device device, bool channelsLast = false)
+    public static GatherCache Build(IImageDataset dataset, Device device, bool channelsLast = false, ScalarType outputType = ScalarType.Float32)
     {
         var cfg = Require(dataset).Config;
         int n = dataset.Count, k = cfg.TrainResizes.Count;
@@ -77,7 +85,7 @@ public sealed class GatherCache : IDisposable
             }
         }
         catch { pixels.Dispose(); throw; }
-        return new GatherCache(cfg, pixels, offsets, sizes, decodedSizes, device) { ChannelsLast = channelsLast };
+        return new GatherCache(cfg, pixels, offsets, sizes, decodedSizes, device, outputType) { ChannelsLast = channelsLast };
     }
 
     static PreResizedTrainTransform Require(IImageDataset dataset) =>
@@ -88,8 +96,8 @@ public sealed class GatherCache : IDisposable
         dataset.Prepared(index) ?? throw new InvalidOperationException($"image {index} of the in-memory dataset cannot be read");
 
     /// <summary>
-    /// The normalized float32 images of dataset samples <paramref name="indices"/> for (seed, epoch): NCHW on
-    /// <see cref="Device"/>, equal to what <see cref="PreResizedTrainTransform.Finish"/> writes for each.
+    /// The normalized images of dataset samples <paramref name="indices"/> for (seed, epoch): NCHW on <see cref="Device"/>
+    /// in <see cref="OutputType"/>, equal to what <see cref="PreResizedTrainTransform.Finish"/> writes for each (cast).
     /// </summary>
     public Tensor Images(long seed, long epoch, ReadOnlySpan<int> indices)
     {

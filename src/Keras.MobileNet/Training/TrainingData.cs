@@ -33,8 +33,12 @@ public static class TrainingData
         o.Dataset == DatasetKind.Imagenette ? Path.Combine(o.Data, Imagenette.Archive(o.Size).Folder) : o.Data;
 
     /// <summary>A dataset of one split: decoded once and kept (in memory), or decoded per epoch (streaming).</summary>
-    public static IImageDataset Dataset(ImageFolderSplit split, IImageTransform transform, BadImageLog bad, bool inMemory, int workers) =>
-        inMemory ? InMemoryDataset.Build(split, transform, bad, workers) : new StreamingDataset(split, transform, bad);
+    public static IImageDataset Dataset(ImageFolderSplit split, IImageTransform transform, BadImageLog bad, bool inMemory, int workers,
+        ILogger? log = null) =>
+        inMemory
+            ? InMemoryDataset.Build(split, transform, bad, workers, progress: log is null || split.Samples.Count < 1000 ? null
+                : (n, total) => log.Line($"in-memory dataset: {Path.GetFileName(split.Directory)} {n:N0}/{total:N0} images prepared"))
+            : new StreamingDataset(split, transform, bad);
 
     /// <summary>The val loader of a root for a model's classes and preprocessing (in order, no augmentation).</summary>
     public static DataLoader Val(string root, IReadOnlyList<string> classFolders, TransformConfig cfg, int batchSize, Device device,
@@ -69,7 +73,7 @@ public static class TrainingData
         log.Line($"classes ({names.Length}): " + string.Join(", ", names.Select((n, i) => $"{n} {trainCounts[i]}/{valCounts[i]}")));
         var bad = new BadImageLog { OnWarning = log };
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var trainDs = Dataset(train, TrainTransformFor(o, cfg, train, log), bad, o.InMemory, o.Workers);
+        var trainDs = Dataset(train, TrainTransformFor(o, cfg, train, log), bad, o.InMemory, o.Workers, log);
         var val = Val(valSplit, cfg, o.BatchSize, device, bad, o.InMemory, o.Workers);
         var valDs = val.Dataset;
         log.Line(trainDs is InMemoryDataset t && valDs is InMemoryDataset v
@@ -170,7 +174,8 @@ public static class TrainingData
         }
         string why = o.AugmentOn == AugmentOn.Device ? "--augment-on device" : "training on a GPU";
         log.Line($"augmentation: one gather per batch on {at} over the train images resized once ({size} there; {why})");
-        return GatherCache.Build(train, at, Model.Layouts.Resolve(o.MemoryFormat, device) == Model.MemoryFormat.ChannelsLast);
+        return GatherCache.Build(train, at, Model.Layouts.Resolve(o.MemoryFormat, device) == Model.MemoryFormat.ChannelsLast,
+            o.Precision == Model.Precision.Bf16 && gpu ? ScalarType.BFloat16 : ScalarType.Float32);
     }
 
     /// <summary>The prepared size of the split, from the headers of up to 64 of its files spread over it.</summary>

@@ -62,6 +62,24 @@ public class GatherTests() : WithTempDir("km-gather-")
     }
 
     [Test]
+    public void A_bf16_batch_is_todays_floats_cast()
+    {
+        var cfg = TransformConfig.For(64);
+        var once = new PreResizedTrainTransform(cfg);
+        var image = ImageOps.Decode(TestData.Jpeg(150, 100, 3), "x.jpg");
+        var ds = new PreparedImages(once, [.. Enumerable.Repeat(image, 12)]);
+        using var f32 = GatherCache.Build(ds, torch.CPU);
+        using var b16 = GatherCache.Build(ds, torch.CPU, outputType: ScalarType.BFloat16);
+        int[] indices = [.. Enumerable.Range(0, 12)];
+        using var want = f32.Images(3, 1, indices);
+        using var got = b16.Images(3, 1, indices);
+        Assert.That(got.dtype, Is.EqualTo(ScalarType.BFloat16));
+        using var cast = want.to(ScalarType.BFloat16);
+        Assert.That(got.contiguous().bytes.ToArray(), Is.EqualTo(cast.contiguous().bytes.ToArray()), "bit for bit");
+        Assert.That(() => GatherCache.Build(ds, torch.CPU, outputType: ScalarType.Float16), Throws.ArgumentException);
+    }
+
+    [Test]
     public void The_loader_with_the_gather_serves_todays_batches_including_a_resumed_epoch()
     {
         TestData.ImageFolder(dir, ["a", "b", "c"], 7, 1, 90, 64);

@@ -51,6 +51,17 @@ public class PreResizedTests() : WithTempDir("km-preresized-")
     }
 
     [Test]
+    public void Building_in_memory_reports_its_progress_about_every_tenth()
+    {
+        TestData.ImageFolder(dir, ["a", "b"], 10, 1, 40, 30);
+        var seen = new System.Collections.Concurrent.ConcurrentBag<(int, int)>();
+        InMemoryDataset.Build(ImageFolder.Scan(dir, "train"), new PreResizedTrainTransform(TransformConfig.For(32)), new BadImageLog(), 2,
+            progress: (n, total) => seen.Add((n, total)));
+        Assert.That(seen.Select(p => p.Item1).Order(), Is.EqualTo(new[] { 2, 4, 6, 8, 10, 12, 14, 16, 18, 20 }));
+        Assert.That(seen.All(p => p.Item2 == 20));
+    }
+
+    [Test]
     public void The_cache_is_chosen_by_its_estimated_size_and_refused_when_it_cannot_fit()
     {
         TestData.ImageFolder(dir, ["a", "b"], 10, 1, 200, 150);
