@@ -43,19 +43,15 @@ public sealed class GatherCache : IDisposable
     }
 
     /// <summary>The bytes the cache of <paramref name="dataset"/> takes (its images at their three sizes).</summary>
-    public static long BytesFor(IImageDataset dataset)
-    {
-        Require(dataset);
-        long total = 0;
-        for (int i = 0; i < dataset.Count; i++) total += Of(dataset, i).Resized!.Sum(r => r.Bytes);
-        return total;
-    }
+    public static long BytesFor(IImageDataset dataset) => Layout(dataset, Require(dataset).Config.TrainResizes.Count).Total;
 
-    /// <summary>Packs the images of <paramref name="dataset"/> (built with the pre-resized train transform) on <paramref name="device"/>.</summary>
-    public static GatherCache Build(IImageDataset dataset, Device device, bool channelsLast = false, ScalarType outputType = ScalarType.Float32)
+    /// <summary>
+    /// Where each image's copies go in the packed tensor: per image and size, the offset of its HWC bytes and its width
+    /// and height; per image, the decoded width and height; and the bytes of all of them.
+    /// </summary>
+    static (long[] Offsets, int[] Sizes, int[] DecodedSizes, long Total) Layout(IImageDataset dataset, int k)
     {
-        var cfg = Require(dataset).Config;
-        int n = dataset.Count, k = cfg.TrainResizes.Count;
+        int n = dataset.Count;
         var (offsets, sizes, decodedSizes) = (new long[n * k], new int[2 * n * k], new int[2 * n]);
         long total = 0;
         for (int i = 0; i < n; i++)
@@ -69,6 +65,15 @@ public sealed class GatherCache : IDisposable
                 total += r.Pixels.LongLength;
             }
         }
+        return (offsets, sizes, decodedSizes, total);
+    }
+
+    /// <summary>Packs the images of <paramref name="dataset"/> (built with the pre-resized train transform) on <paramref name="device"/>.</summary>
+    public static GatherCache Build(IImageDataset dataset, Device device, bool channelsLast = false, ScalarType outputType = ScalarType.Float32)
+    {
+        var cfg = Require(dataset).Config;
+        int n = dataset.Count, k = cfg.TrainResizes.Count;
+        var (offsets, sizes, decodedSizes, total) = Layout(dataset, k);
         var pixels = empty(total, ScalarType.Byte, device);
         try
         {

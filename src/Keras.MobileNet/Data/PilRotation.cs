@@ -40,11 +40,10 @@ public readonly struct PilRotation
     }
 
     /// <summary>
-    /// The fixed-point map (a0..a5) of <see cref="Source"/>: source x = (a2 + y a1 + x a0) &gt;&gt; 16, source y =
-    /// (a5 + y a4 + x a3) &gt;&gt; 16, in 32-bit integers (what <see cref="GatherCache"/> computes for a whole batch).
+    /// The fixed-point map (a0..a5): output pixel (x, y) reads source pixel ((a2 + y a1 + x a0) &gt;&gt; 16,
+    /// (a5 + y a4 + x a3) &gt;&gt; 16), in 32-bit integers; outside the image means the black fill. Walked per row by
+    /// <see cref="ImageOps.RotateCropFlip(RgbImage, int, int, int, int, AugmentParams, int, float[][], Span{float})"/>,
+    /// for a whole batch by <see cref="GatherCache"/>.
     /// </summary>
     public int[] Coefficients => [a0, a1, a2, a3, a4, a5];
-
-    /// <summary>The source pixel of output pixel (x, y); outside the image means the black fill.</summary>
-    public (int X, int Y) Source(int x, int y) => ((a2 + y * a1 + x * a0) >> 16, (a5 + y * a4 + x * a3) >> 16);
 }

@@ -190,26 +190,16 @@ public sealed class KerasModel : IDisposable
     /// <summary>A batch in the network's layout (a channels-last view, owned by the caller's dispose scope, or itself).</summary>
     Tensor Laid(Tensor x) => MemoryFormat == Model.MemoryFormat.ChannelsLast && x.dim() == 4 ? Model.Layouts.ChannelsLast(x) : x; // images only
 
-    /// <summary>eval() and no_grad(): loss (mean of batch means), accuracy, top-k, confusion matrix.</summary>
-    /// <summary>Loss, accuracy, top-k and confusion over <paramref name="data"/>, with the compiled loss (or <paramref name="loss"/>).</summary>
+    /// <summary>
+    /// eval() and no_grad(): loss (mean of batch means), accuracy, top-k and confusion over <paramref name="data"/>, with
+    /// the compiled loss (or <paramref name="loss"/>).
+    /// </summary>
     public Evaluation Evaluate(IBatchSource data, Func<Tensor, Tensor, Tensor>? loss = null)
     {
-        loss ??= compiled?.Loss ?? Losses.CrossEntropy();
-        int k = compiled?.TopK ?? 5;
-        using var fold = new MetricFold(Device, Classes, k);
         Network.eval();
         using var ort = OrtIfInUse();
-        using (no_grad())
-            foreach (var b in data.Epoch(0))
-                using (b)
-                using (var scope = NewDisposeScope())
-                {
-                    var (x, y) = OnDevice(b);
-                    var logits = ort?.Forward(x) ?? Network.forward(x);
-                    fold.Add(loss(logits, y), logits, y, withConfusion: true);
-                }
-        var r = fold.Read();
-        return new Evaluation(r.Loss, r.Accuracy, r.TopK, fold.Confusion(), fold.Samples);
+        return MetricFold.Over(data, Device, Classes, compiled?.TopK ?? 5, loss ?? compiled?.Loss ?? Losses.CrossEntropy(), OnDevice,
+            x => ort?.Forward(x) ?? Network.forward(x));
     }
 
     /// <summary>Logits for a batch of normalized images (eval mode, no grad), on the CPU. With ONNX Runtime in use, each

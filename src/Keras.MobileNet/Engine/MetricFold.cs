@@ -1,3 +1,4 @@
+using Keras.MobileNet.Data;
 using static TorchSharp.torch;
 
 namespace Keras.MobileNet.Engine;
@@ -34,6 +35,28 @@ sealed class MetricFold : IDisposable
     readonly int classes, k;
     public int Batches { get; private set; }
     public int Samples { get; private set; }
+
+    /// <summary>
+    /// Evaluate's one loop, for a network or an exported file: every batch of <paramref name="data"/> (in no_grad, each
+    /// in its own dispose scope) through <paramref name="inputs"/> and <paramref name="forward"/>, folded with the
+    /// confusion matrix.
+    /// </summary>
+    public static Evaluation Over(IBatchSource data, Device device, int classes, int k, Func<Tensor, Tensor, Tensor> loss,
+        Func<Batch, (Tensor X, Tensor Y)> inputs, Func<Tensor, Tensor> forward)
+    {
+        using var fold = new MetricFold(device, classes, k);
+        using (no_grad())
+            foreach (var b in data.Epoch(0))
+                using (b)
+                using (var scope = NewDisposeScope())
+                {
+                    var (x, y) = inputs(b);
+                    var logits = forward(x);
+                    fold.Add(loss(logits, y), logits, y, withConfusion: true);
+                }
+        var r = fold.Read();
+        return new Evaluation(r.Loss, r.Accuracy, r.TopK, fold.Confusion(), fold.Samples);
+    }
 
     public MetricFold(Device device, int classes, int k)
     {

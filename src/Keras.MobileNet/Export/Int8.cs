@@ -15,10 +15,10 @@ namespace Keras.MobileNet.Export;
 /// at input scale x weight scale; the activations that convolutions, additions and the pooling read, and each
 /// addition's result, uint8 per tensor with a zero point, their ranges from calibration images: a histogram of each
 /// tensor over all of them, clipped at <see cref="Percentile"/> (one outlier does not set the range). The classifier
-/// (pooling and Gemm) stays float32 unless asked. ONNX Runtime fuses the pairs into QLinearConv/QLinearAdd.
+/// (pooling and Gemm) stays float32. ONNX Runtime fuses the pairs into QLinearConv/QLinearAdd.
 /// <see cref="Weights"/>: how the weights are stored, see <see cref="Int8Weights"/>.
 /// </summary>
-public sealed record Int8Options(double Percentile = 99.999, bool QuantizeClassifier = false, int Bins = 2048, Int8Weights Weights = Int8Weights.S7);
+public sealed record Int8Options(double Percentile = 99.999, int Bins = 2048, Int8Weights Weights = Int8Weights.S7);
 
 /// <summary>
 /// The weights' storage. On an x86 CPU without VNNI, ONNX Runtime's uint8 x int8 kernels add pairs of products in
@@ -46,7 +46,7 @@ public static partial class Int8
         var graph = fp32.Graph;
         if (graph.Node.Any(n => n.OpType == "BatchNormalization"))
             throw new UserError("--int8 quantizes the folded graph: drop --keep-batchnorm", 2);
-        var names = Activations(graph, options.QuantizeClassifier);
+        var names = Activations(graph);
         var ranges = Calibrate(fp32, names, calibration, options);
         var model = fp32.Clone();
         Rewrite(model.Graph, ranges, options.Weights);
@@ -67,18 +67,16 @@ public static partial class Int8
 
     /// <summary>The activations to quantize, in graph order: each Conv's data input, both inputs and the output of
     /// each Add, and the pooling's input (then the last convolution fuses too).</summary>
-    static List<string> Activations(GraphProto graph, bool classifier)
+    static List<string> Activations(GraphProto graph)
     {
         var names = new List<string>();
-
         void Add(string n) { if (!names.Contains(n)) names.Add(n); }
         foreach (var node in graph.Node)
             switch (node.OpType)
             {
                 case "Conv": Add(node.Input[0]); break;
                 case "Add": Add(node.Input[0]); Add(node.Input[1]); Add(node.Output[0]); break;
-                case "GlobalAveragePool": Add(node.Input[0]); if (classifier) Add(node.Output[0]); break;
-                case "Gemm" when classifier: Add(node.Input[0]); break;
+                case "GlobalAveragePool": Add(node.Input[0]); break;
             }
         return names;
     }
@@ -177,7 +175,7 @@ public static partial class Int8
         if (byName.ContainsKey(OnnxExport.Input)) Pair(OnnxExport.Input);
         foreach (var node in nodes)
         {
-            bool quantizes = node.OpType is "Conv" or "Add" or "GlobalAveragePool" or "Gemm";
+            bool quantizes = node.OpType is "Conv" or "Add" or "GlobalAveragePool";
             if (node.OpType == "Conv") QuantizeWeights(graph, init, node, byName[node.Input[0]].Scale, weights);
             if (quantizes)
                 for (int i = 0; i < node.Input.Count; i++)

@@ -94,18 +94,11 @@ public static class Predictions
         var card = onnx.Card;
         var val = TrainingData.Val(root, card.ClassFolders, TransformConfig.For(card.ImageSize, card.Mean, card.Std), batchSize, CPU,
             new BadImageLog { OnWarning = warn });
-        var loss = Losses.CrossEntropy(labelSmoothing);
-        using var fold = new MetricFold(CPU, card.Classes, 5);
-        foreach (var b in val.Epoch(0))
-            using (b)
-            using (var scope = NewDisposeScope())
-            {
-                var x = b.Images.contiguous();
-                int n = (int)x.shape[0], h = (int)x.shape[2], w = (int)x.shape[3];
-                var logits = tensor(onnx.Logits(x.data<float>().ToArray(), n, h, w), [n, card.Classes]);
-                fold.Add(loss(logits, b.Labels), logits, b.Labels, withConfusion: true);
-            }
-        var r = fold.Read();
-        return new Evaluation(r.Loss, r.Accuracy, r.TopK, fold.Confusion(), fold.Samples);
+        return MetricFold.Over(val, CPU, card.Classes, 5, Losses.CrossEntropy(labelSmoothing), b => (b.Images, b.Labels), images =>
+        {
+            var x = images.contiguous();
+            int n = (int)x.shape[0];
+            return tensor(onnx.Logits(x.data<float>().ToArray(), n, (int)x.shape[2], (int)x.shape[3]), [n, card.Classes]);
+        });
     }
 }

@@ -102,6 +102,7 @@ public static class TrainingData
     /// </summary>
     public static IImageTransform TrainTransformFor(TrainOptions o, TransformConfig cfg, ImageFolderSplit train, ILogger log, long? availableBytes = null)
     {
+        if (o.InMemory && o.TrainCache == TrainCache.Decoded) return new TrainTransform(cfg); // asked for: no estimate to read
         var pre = new PreResizedTrainTransform(cfg);
         long estimate = EstimateBytes(train, pre), available = availableBytes ?? Backend.Memory.AvailableBytes();
         string sizes = string.Join("/", cfg.TrainResizes);
@@ -115,7 +116,6 @@ public static class TrainingData
                      (estimate <= available / 2 ? "that fits, and --in-memory true would train faster from the second epoch on" : "streaming is the right choice here"));
             return new TrainTransform(cfg);
         }
-        if (o.TrainCache == TrainCache.Decoded) return new TrainTransform(cfg);
         if (o.TrainCache == TrainCache.Resized && estimate > available * 8 / 10)
             throw new UserError($"--train-cache resized: the train images at {sizes} px would take about {estimate / 1e9:F1} GB, " +
                                 $"and {available / 1e9:F1} GB are available; use --train-cache decoded, or --in-memory false");
