@@ -7,7 +7,18 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/km-package-XXXXXX)
 trap 'rm -rf "$work"' EXIT
+global=$(dotnet nuget locals global-packages --list | sed 's/^global-packages: //')
 export NUGET_PACKAGES="$work/nuget-cache" DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+# Disk: a copy of libtorch per folder took 11 GB here and ran CI out of disk. The fresh cache starts as hard links to
+# the machine's cache, every package but ours (which come only from the pack below); the builds outside the repository
+# (consumer, samples) hard-link their bin folders as the repository's do (MSBuild reads these from the environment).
+mkdir -p "$NUGET_PACKAGES"
+if [ -d "$global" ] && [ "$(stat -c %d "$global")" = "$(stat -c %d "$work")" ]; then
+  for d in "$global"/*/; do
+    case $(basename "$d") in keras.mobilenet*) ;; *) cp -al "$d" "$NUGET_PACKAGES/" ;; esac
+  done
+fi
+export CreateHardLinksForCopyLocalIfPossible=true CreateHardLinksForPublishFilesIfPossible=true
 art="$work/artifacts"
 version=$(sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' "$repo/Directory.Build.props")
 step() { echo "== $*"; }
