@@ -55,6 +55,7 @@ public static class TrainCommand
             Bind(Words.PrecisionOption(), (o, v) => o with { Precision = v }, nameof(TrainOptions.Precision)),
             Bind(Words.MemoryFormatOption(), (o, v) => o with { MemoryFormat = v }),
             Bind(Words.InferenceEngineOption(), (o, v) => o with { InferenceEngine = v }),
+            Bind(Words.Choice("--latency", "What the run measures at its end for the width comparison, at batch 1 in ONNX Runtime on this CPU: fp32, int8 (fp32 and the int8 model of export --int8, calibrated on 256 val images), or none", d.Latency), (o, v) => o with { Latency = v }),
             Bind(Opt("--workers", "Threads preparing batches", d.Workers), (o, v) => o with { Workers = v }),
             Bind(Opt("--in-memory", "Decode every image once and keep it (true) or stream from disk (false)", d.InMemory), (o, v) => o with { InMemory = v }),
             Bind(Words.Choice("--train-cache", "In memory, keep each train image resized once to the three RandomResize sizes (fast) or decoded (least memory); auto: resized when it fits in half the memory available", d.TrainCache), (o, v) => o with { TrainCache = v }),

@@ -25,3 +25,10 @@ public enum AugmentOn { Auto, Host, Device }
 
 /// <summary>Where the batched gather's cache lives: auto = the training device when it is a GPU and the cache fits in half its free memory, else the host.</summary>
 public enum CacheDevice { Auto, Cpu, Cuda }
+
+/// <summary>
+/// What a run measures at its end for the width comparison: its CPU latency at batch 1 in ONNX Runtime in float32
+/// (fp32, the default), float32 and int8 (int8: the network quantized as <c>export --int8</c> does, calibrated on the
+/// run's val images), or nothing (none).
+/// </summary>
+public enum LatencyMeasure { Fp32, Int8, None }

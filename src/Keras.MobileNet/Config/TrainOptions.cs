@@ -79,6 +79,8 @@ public sealed record TrainOptions
     public CacheDevice CacheDevice { get; init; } = CacheDevice.Auto;
     [JsonPropertyName("inference_engine")]
     public InferenceEngine InferenceEngine { get; init; } = InferenceEngine.Auto;
+    [JsonPropertyName("latency")]
+    public LatencyMeasure Latency { get; init; } = LatencyMeasure.Fp32;
     [JsonPropertyName("workers")]
     public int Workers { get; init; } = Environment.ProcessorCount;
     [JsonPropertyName("in_memory")]

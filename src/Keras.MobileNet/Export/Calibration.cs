@@ -40,4 +40,26 @@ public static class Calibration
         }
         return (Batches, prepared.Count, bad.Count);
     }
+
+    /// <summary>
+    /// Up to <paramref name="count"/> images of a loader's dataset, spread evenly over it (a val set sorted by class gives
+    /// every class), as the loader serves them (a val loader: the val transform), float32 on the CPU, in batches of
+    /// <paramref name="batch"/>; made afresh each time they are asked for (nothing held between the passes).
+    /// </summary>
+    public static (Func<IEnumerable<Tensor>> Batches, int Images) FromLoader(DataLoader loader, int count, int batch = 16)
+    {
+        if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), count, "at least 1");
+        int n = Math.Min(count, loader.Count);
+        var picked = Enumerable.Range(0, n).Select(i => (int)((long)i * loader.Count / n)).ToArray();
+        IEnumerable<Tensor> Batches()
+        {
+            for (int start = 0; start < n; start += batch)
+            {
+                using var b = loader.MakeBatch(0, picked.AsSpan(start, Math.Min(batch, n - start)));
+                using var images = b.Images.to(ScalarType.Float32, CPU);
+                yield return images.contiguous();
+            }
+        }
+        return (Batches, n);
+    }
 }

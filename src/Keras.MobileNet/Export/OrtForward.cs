@@ -36,6 +36,9 @@ public sealed class OrtForward : IDisposable
     public static OrtForward FromNetwork(ModelCard card, nn.Module network, int threads = 0) =>
         Open(OnnxExport.Build(card, network, new OnnxOptions()), OnnxExport.Output, threads);
 
+    /// <summary>A model of the whole network written elsewhere (an int8 model of <see cref="Int8.Quantize"/>): logits.</summary>
+    public static OrtForward FromModel(Onnx.ModelProto model, int threads = 0) => Open(model, OnnxExport.Output, threads);
+
     /// <summary>The first <paramref name="children"/> children of <c>features</c> in inference mode (fine-tuning's frozen part).</summary>
     public static OrtForward FromPrefix(ModelCard card, nn.Module network, int children, int threads = 0) =>
         Open(OnnxExport.BuildPrefix(card, network, children), OnnxExport.PrefixOutput, threads);

@@ -47,6 +47,7 @@ public static class CostFigure
         var withAccuracy = groups.Where(g => g.BestAccuracy is not null).ToList();
         int panels = Panels(groups);
         string? machine = LatencyMachine(groups);
+        bool int8 = machine is not null && withAccuracy.Any(g => g.Int8Latency is not null);
         var mp = new Multiplot();
         mp.AddPlots(panels);
         mp.Layout = new ScottPlot.MultiplotLayouts.Grid(1, panels);
@@ -78,7 +79,17 @@ public static class CostFigure
                 }
                 var marker = plot.Add.Marker(cost, stat.Mean * 100, MarkerShape.FilledCircle, 12, color);
                 marker.LegendText = stat.N > 1 ? $"{label}: {stat.Mean * 100:F1} ± {stat.Sd * 100:F1}%" : $"{label}: {stat.Mean * 100:F1}%";
+                if (panel == 2 && int8 && withAccuracy[i].Int8Latency is double q)
+                {
+                    // The same width's int8 model: an open marker at its latency, joined to the float32 point.
+                    var join = plot.Add.Line(cost, stat.Mean * 100, q, stat.Mean * 100);
+                    join.Color = color.WithAlpha(0.5);
+                    join.LinePattern = LinePattern.Dotted;
+                    plot.Add.Marker(q, stat.Mean * 100, MarkerShape.OpenCircle, 12, color);
+                }
             }
+            if (panel == 2 && int8 && pts.Count > 0)
+                plot.Add.Marker(double.NaN, double.NaN, MarkerShape.OpenCircle, 12, Colors.Gray).LegendText = "open: int8 model (accuracy of float32)";
             // One legend, outside the last panel: inside, it hid whichever point sat in its corner.
             if (pts.Count > 0 && panel == panels - 1) plot.ShowLegend(Edge.Right);
             else plot.HideLegend();

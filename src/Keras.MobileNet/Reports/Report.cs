@@ -55,11 +55,13 @@ public static class Report
     {
         var sb = new StringBuilder("# MobileNetV2 width comparison\n\n");
         var groups = RunGroup.Of(runs);
+        bool int8 = runs.Any(r => r.Summary?.Int8Latency is not null);
+        string int8Head = int8 ? " int8 latency |" : "", int8Rule = int8 ? " ---: |" : "";
         if (groups.Any(g => g.Seeds))
         {
             // The width effect against the luck of one seed: best val accuracy across each width's seeds.
-            sb.Append("| arch | width | seeds | best val acc (mean ± sd) | min | max | final val acc (mean ± sd) | params | MACs | CPU latency |\n");
-            sb.Append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+            sb.Append("| arch | width | seeds | best val acc (mean ± sd) | min | max | final val acc (mean ± sd) | params | MACs | CPU latency |{int8Head}\n");
+            sb.Append($"| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |{int8Rule}\n");
             foreach (var g in groups)
             {
                 var s = g.First.Summary;
@@ -67,18 +69,18 @@ public static class Report
                 var final = Spread.Of(g.Runs.Select(r => r.History.LastOrDefault()?.ValAccuracy ?? double.NaN));
                 sb.Append($"| {(s is null ? "-" : Files.Word(s.Arch))} | {g.Width.ToString(CultureInfo.InvariantCulture)} | {g.Runs.Count} | {MeanSd(best)} | " +
                           $"{Pct(best?.Min)} | {Pct(best?.Max)} | {MeanSd(final)} | {(s is null ? "-" : N(s.Params))} | {(s is null ? "-" : N(s.Macs))} | " +
-                          $"{Ms(g.Latency)} |\n");
+                          $"{Ms(g.Latency)} |" + (int8 ? $" {Ms(g.Int8Latency)} |" : "") + "\n");
             }
             sb.Append("\nsd: sample standard deviation (n - 1) across seeds. Every run:\n\n");
         }
-        sb.Append("| run | arch | width | seed | params | MACs | CPU latency | best val acc | final val acc | best epoch | epochs | train time | images/s | device |\n");
-        sb.Append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
+        sb.Append($"| run | arch | width | seed | params | MACs | CPU latency |{int8Head} best val acc | final val acc | best epoch | epochs | train time | images/s | device |\n");
+        sb.Append($"| --- | --- | ---: | ---: | ---: | ---: | ---: |{int8Rule} ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
         foreach (var r in runs)
         {
             var s = r.Summary;
             string name = Path.GetRelativePath(outDir, r.Folder).Replace('\\', '/');
             sb.Append($"| {name} | {(s is null ? "-" : Files.Word(s.Arch))} | {r.Width.ToString(CultureInfo.InvariantCulture)} | {(s is null ? "-" : s.Seed)} | {(s is null ? "-" : N(s.Params))} | " +
-                      $"{(s is null ? "-" : N(s.Macs))} | {Ms(s?.Latency?.MedianMs)} | {Pct(s?.BestValAccuracy)} | {Pct(r.History.LastOrDefault()?.ValAccuracy)} | " +
+                      $"{(s is null ? "-" : N(s.Macs))} | {Ms(s?.Latency?.MedianMs)} |{(int8 ? $" {Ms(s?.Int8Latency?.MedianMs)} |" : "")} {Pct(s?.BestValAccuracy)} | {Pct(r.History.LastOrDefault()?.ValAccuracy)} | " +
                       $"{(s is null || s.BestEpoch < 1 ? "-" : s.BestEpoch)} | {r.History.Count} | " +
                       $"{(s is null ? "-" : s.TrainSeconds.ToString("F0", CultureInfo.InvariantCulture) + " s")} | " +
                       $"{(s is null ? "-" : s.ImagesPerSecond.ToString("F0", CultureInfo.InvariantCulture))} | {s?.Device ?? "-"} |\n");
@@ -87,7 +89,9 @@ public static class Report
         if (machines.Count > 0)
             sb.Append($"\nCPU latency: median of single-image forward passes in ONNX Runtime (fp32, BatchNorm folded) at each run's image size, " +
                       $"measured at the end of each run on {string.Join("; ", machines)}" +
-                      (machines.Count > 1 ? " (different machines: compare latencies of one machine only)" : "") + ".\n");
+                      (machines.Count > 1 ? " (different machines: compare latencies of one machine only)" : "") + "." +
+                      (int8 ? " int8 latency: the same for the int8 model `export --int8` writes (per-channel weights, activations calibrated on " +
+                              "256 of the run's val images; runs trained with `--latency int8`)." : "") + "\n");
         foreach (var r in runs.Where(r => r.Summary?.StopReason is not null))
             sb.Append($"\n{r.Label} stopped early: {r.Summary!.StopReason}\n");
         sb.Append('\n');

@@ -39,13 +39,15 @@ public sealed record RunGroup(string Label, IReadOnlyList<RunData> Runs)
             .Where(p => p.Stat is not null).Select(p => (p.Key, p.Stat!)).ToList();
 
     /// <summary>The median of the group's measured CPU latencies (ms), over the runs that have one; null when none has.</summary>
-    public double? Latency
+    public double? Latency => Median(s => s.Latency?.MedianMs);
+
+    /// <summary>As <see cref="Latency"/>, of the int8 model (runs trained with <c>--latency int8</c>).</summary>
+    public double? Int8Latency => Median(s => s.Int8Latency?.MedianMs);
+
+    double? Median(Func<RunSummary, double?> get)
     {
-        get
-        {
-            var v = Runs.Select(r => r.Summary?.Latency?.MedianMs).OfType<double>().Order().ToList();
-            return v.Count == 0 ? null : v.Count % 2 == 1 ? v[v.Count / 2] : (v[v.Count / 2 - 1] + v[v.Count / 2]) / 2;
-        }
+        var v = Runs.Select(r => r.Summary is { } s ? get(s) : null).OfType<double>().Order().ToList();
+        return v.Count == 0 ? null : v.Count % 2 == 1 ? v[v.Count / 2] : (v[v.Count / 2 - 1] + v[v.Count / 2]) / 2;
     }
 
     /// <summary>Best val accuracy across the group's runs (those that have one).</summary>

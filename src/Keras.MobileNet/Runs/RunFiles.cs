@@ -32,7 +32,8 @@ public enum RunStatus { Completed, EarlyStopped, Failed }
 /// <summary>summary.json.</summary>
 public sealed record RunSummary([property: System.Text.Json.Serialization.JsonRequired] Preset Arch, double Width, int Classes, int ImageSize, long Params, long NonTrainableParams, long Macs,
     double? BestValAccuracy, int BestEpoch, double? FinalValAccuracy, int Epochs, double TrainSeconds, double ImagesPerSecond,
-    string Device, long Seed, string? StopReason, TrainOptions Options, RunStatus Status = RunStatus.Completed, MeasuredLatency? Latency = null)
+    string Device, long Seed, string? StopReason, TrainOptions Options, RunStatus Status = RunStatus.Completed, MeasuredLatency? Latency = null,
+    MeasuredLatency? Int8Latency = null)
 {
     /// <summary>What is wrong with a summary read from a file, or null.</summary>
     public string? Problem() => Options is null ? "options is missing" : !Enum.IsDefined(Arch) ? $"arch is '{Arch}'" : null;

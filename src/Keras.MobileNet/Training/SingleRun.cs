@@ -104,7 +104,8 @@ public static class SingleRun
             return new RunResult(folder, failedSummary, rows);
         }
         run.WriteState(state);
-        var summary = Summary(o, width, spec, counts, state, rows, device, model, status) with { Latency = MeasureLatency(card, model, log) };
+        var summary = Summary(o, width, spec, counts, state, rows, device, model, status) with { Latency = o.Latency == LatencyMeasure.None ? null : MeasureLatency(card, model, log) };
+        if (o.Latency == LatencyMeasure.Int8) summary = summary with { Int8Latency = MeasureInt8Latency(card, model, data.Val, summary.Latency, log) };
         Files.WriteJson(Path.Combine(folder, RunReader.Summary), summary);
         if (model.StopReason is not null) log.Line(model.StopReason);
         log.Line($"{folder}: best val_accuracy {(summary.BestValAccuracy is double b ? b.ToString("F4", CultureInfo.InvariantCulture) : "-")}" +
@@ -135,6 +136,27 @@ public static class SingleRun
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             log.Warning($"warning: latency not measured: {e.Message.Split('\n')[0]}");
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// As <see cref="MeasureLatency"/>, of the network quantized to int8 as <c>export --int8</c> does by default, its
+    /// ranges calibrated on up to 256 of the run's val images (spread over the classes, through the val transform).
+    /// </summary>
+    static MeasuredLatency? MeasureInt8Latency(ModelCard card, KerasModel model, DataLoader val, MeasuredLatency? fp32, ILogger log)
+    {
+        try
+        {
+            var (batches, images) = Export.Calibration.FromLoader(val, 256);
+            var latency = Export.Latency.MeasureInt8(card, model.Network, batches);
+            log.Line($"latency: {latency.MedianMs:F2} ms median at batch 1 ({latency.Engine}, calibrated on {images} val images" +
+                (fp32 is null ? ")" : $"; {fp32.MedianMs / latency.MedianMs:F2}x float32)"));
+            return latency;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            log.Warning($"warning: int8 latency not measured: {e.Message.Split('\n')[0]}");
             return null;
         }
     }

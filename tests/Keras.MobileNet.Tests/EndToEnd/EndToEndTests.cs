@@ -58,6 +58,9 @@ public class EndToEndTests
         foreach (var key in new[] { "arch", "width", "classes", "image_size", "params", "macs", "best_epoch", "final_val_accuracy",
                      "train_seconds", "images_per_second", "device", "seed", "options" })
             Assert.That(summary.TryGetProperty(key, out _), key);
+        // The default --latency fp32: the float32 latency only.
+        Assert.That((summary.GetProperty("latency").GetProperty("engine").GetString(), summary.GetProperty("int8_latency").ValueKind),
+            Is.EqualTo(("onnxruntime-cpu-fp32", JsonValueKind.Null)));
         Assert.That(summary.GetProperty("params").GetInt64(), Is.GreaterThan(100_000));
         Assert.That(JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "history.json"))).RootElement.GetArrayLength(), Is.EqualTo(6));
         var card = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "model.json"))).RootElement;
@@ -207,9 +210,11 @@ public class EndToEndTests
         Synthetic.ShapesFolder(data, classes: 2, trainPerClass: 8, valPerClass: 4, size: 40);
         string run = Path.Combine(work, "drop-last");
         var r = Cli.Run(work, "--dataset", "folder", "--data", data, "--image-size", "32", "--epochs", "2", "--batch-size", "5", "--width", "0.35",
-            "--workers", "2", "--out", run);
+            "--workers", "2", "--out", run, "--latency", "none");
         Assert.That(r.ExitCode, Is.Zero, r.Out + r.Err);
         Assert.That(r.Out, Does.Contain("note: 16 train images in batches of 5 leave a last batch of one image"));
+        var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "summary.json"))).RootElement;
+        Assert.That((summary.GetProperty("latency").ValueKind, r.Out.Contains("latency:")), Is.EqualTo((JsonValueKind.Null, false)), "--latency none");
         foreach (var (k, t) in Safetensors.LoadStateDict(Path.Combine(run, "best.safetensors")))
             if (t.is_floating_point()) Assert.That(t.isfinite().all().item<bool>(), k);
         var pr = Cli.Run(work, "predict", "--checkpoint", run, Directory.GetFiles(Path.Combine(data, "val", "circle"))[0], "--json");
@@ -223,13 +228,21 @@ public class EndToEndTests
         string sweep = Path.Combine(work, "sweep");
         var args = Recipe(sweep, 1).ToList();
         args[args.IndexOf("0.35") ] = "1,0.5";
-        var r = Cli.Run(work, [.. args]);
+        var r = Cli.Run(work, [.. args, "--latency", "int8"]);
         Assert.That(r.ExitCode, Is.Zero, r.Err);
         foreach (var w in new[] { "notebook-w1-s0", "notebook-w0.5-s0" })
         {
-            Assert.That(File.Exists(Path.Combine(sweep, w, "summary.json")), w);
             Assert.That(File.Exists(Path.Combine(sweep, w, "confusion.png")), w);
+            // --latency int8: the float32 and the int8 model's latency, each with its engine and machine.
+            var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(sweep, w, "summary.json"))).RootElement;
+            foreach (var (key, engine) in new[] { ("latency", "onnxruntime-cpu-fp32"), ("int8_latency", "onnxruntime-cpu-int8-s7") })
+            {
+                var l = summary.GetProperty(key);
+                Assert.That((l.GetProperty("engine").GetString(), l.GetProperty("median_ms").GetDouble() > 0, l.GetProperty("threads").GetInt32() > 0),
+                    Is.EqualTo((engine, true, true)), $"{w} {key}");
+            }
         }
+        Assert.That(r.Out, Does.Contain("(onnxruntime-cpu-int8-s7, calibrated on 80 val images;"));
         Assert.That(File.Exists(Path.Combine(sweep, "curves.png")) && File.Exists(Path.Combine(sweep, "report.md")), "the sweep's comparison");
 
         // plot on two runs made by the Train program: every figure and report.md.
@@ -237,6 +250,7 @@ public class EndToEndTests
         Assert.That(plot.ExitCode, Is.Zero, plot.Err);
         Assert.That(Directory.GetFiles(Path.Combine(work, "cmp")).Select(Path.GetFileName),
             Is.EquivalentTo(new[] { "curves.png", "accuracy_vs_cost.png", "lr.png", "report.md" }));
+        Assert.That(File.ReadAllText(Path.Combine(work, "cmp", "report.md")), Does.Contain("| CPU latency | int8 latency |"));
         var notRun = Cli.Run(work, "plot", Data);
         Assert.That((notRun.ExitCode, notRun.Err.Trim()), Is.EqualTo((1, $"error: {Data} is not a run folder (no history.csv)")));
     }
@@ -254,6 +268,7 @@ public class EndToEndTests
         yield return new TestCaseData(new[] { "bench", "epoch", "--epochs", "0" }, 2, "--epochs").SetName("Bench_epoch_without_epochs");
         yield return new TestCaseData(new[] { "bench", "train", "--image-size", "8" }, 2, "--image-size").SetName("Bench_train_image_too_small");
         yield return new TestCaseData(new[] { "bench", "epoch", "--paths", "decoded,sideways" }, 2, "--paths: 'sideways'").SetName("Bench_epoch_unknown_path");
+        yield return new TestCaseData(new[] { "--latency", "int4", "--dataset", "folder", "--data", "/nonexistent/x" }, 2, "--latency").SetName("Unknown_latency");
         yield return new TestCaseData(new[] { "--augment-on", "gpu", "--dataset", "folder", "--data", "/nonexistent/x" }, 2, "--augment-on").SetName("Unknown_augment_on");
         yield return new TestCaseData(new[] { "bench", "pipeline", "--images", "0" }, 2, "--images").SetName("Bench_pipeline_without_images");
         // Numbers parse one way: a comma is no thousands separator (--lr 0,001 trained at lr 1; summary --width 1,0.5 built width 10.5).

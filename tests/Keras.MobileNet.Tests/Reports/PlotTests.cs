@@ -97,6 +97,17 @@ public class PlotTests
         Assert.That(md, Does.Contain("measured at the end of each run on Test CPU 9000, 2 threads."));
         Assert.That(CostFigure.LatencyMachine(RunGroup.Of(runs)), Is.EqualTo("Test CPU 9000, 2 threads"));
 
+        // --latency int8: an int8 column, and in the latency panel an open marker per width at its int8 latency.
+        var int8 = runs.Select((r, i) => r with { Summary = r.Summary! with { Int8Latency = L(6.0 - i) } }).ToList();
+        string md8 = Report.Markdown(int8, dir, []);
+        Assert.That(md8, Does.Contain("| paper | 1 | 0 | 2,236,682 | 299,507,072 | 10.00 ms | 6.00 ms | 91.00% |"));
+        Assert.That(md8, Does.Contain("| CPU latency | int8 latency | best val acc |"));
+        Assert.That(Report.Markdown(runs, dir, []), Does.Not.Contain("int8"), "no int8 measured: no column");
+        var groups = RunGroup.Of(int8);
+        var open = ScottPlot.IMultiplotExtensions.GetPlot(CostFigure.Plot(groups, size), 2).GetPlottables<ScottPlot.Plottables.Marker>()
+            .Where(m => m.MarkerShape == ScottPlot.MarkerShape.OpenCircle && double.IsFinite(m.Location.X)).Select(m => m.Location.X).Order();
+        Assert.That(open, Is.EqualTo(groups.Where(g => g.BestAccuracy is not null).Select(g => g.Int8Latency!.Value).Order()));
+
         // One run without a measurement, or runs measured on two machines: no latency panel (they do not compare).
         var missing = runs.Select((r, i) => i == 2 ? r with { Summary = r.Summary! with { Latency = null } } : r).ToList();
         var mixed = runs.Select((r, i) => i == 2 ? r with { Summary = r.Summary! with { Latency = L(3, "Other CPU") } } : r).ToList();

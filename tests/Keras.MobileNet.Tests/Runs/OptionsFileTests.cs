@@ -10,7 +10,7 @@ public sealed class OptionsFileTests
     [
         "format", "widths", "arch", "dataset", "size", "data", "base_url", "weights_base_url", "image_size", "epochs", "batch_size", "lr", "min_lr",
         "weight_decay", "label_smoothing", "schedule", "warmup_epochs", "early_stopping_patience", "seed", "seeds", "task_index", "device",
-        "precision", "memory_format", "train_cache", "augment_on", "cache_device", "inference_engine", "workers", "in_memory", "out", "resume", "reuse_out", "tensor_board", "dropout", "weights",
+        "precision", "memory_format", "train_cache", "augment_on", "cache_device", "inference_engine", "latency", "workers", "in_memory", "out", "resume", "reuse_out", "tensor_board", "dropout", "weights",
         "unfreeze_epoch", "unfreeze_from", "bn_mode", "fine_tune_lr", "estimate_only", "floor_lr", "phase_two_lr",
     ];
 
