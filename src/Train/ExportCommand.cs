@@ -21,7 +21,7 @@ public static class ExportCommand
         var calibrate = new Option<string?>("--calibrate") { Description = "Folder of images (any depth) whose activations set the int8 ranges, through the val transform" };
         var calibrationImages = new Option<int>("--calibration-images") { Description = "How many of --calibrate's images to use, spread over its files", DefaultValueFactory = _ => 256 };
         var percentile = new Option<double>("--calibration-percentile") { Description = "Each activation's int8 range holds this percentage of its calibration values on each side (100: min and max)", DefaultValueFactory = _ => new Int8Options().Percentile };
-        var weightFormat = Words.Choice("--int8-weights", "s7: int8 in 7 bits (fast on every CPU); s8: full int8 (CPUs with VNNI, ARM; on others ONNX Runtime's 16-bit sums saturate); u8: uint8 (8 bits, no saturation, slower)", Int8Weights.S7);
+        var weightFormat = Words.Choice("--int8-weights", "s7: int8 in 7 bits, 8 in depthwise convolutions (fast on every CPU); s8: full int8 (CPUs with VNNI, ARM; on others ONNX Runtime's 16-bit sums saturate); u8: uint8 (8 bits, no saturation, slower)", Int8Weights.S7);
         var cmd = new Command("export", "Write a trained network as ONNX (for ONNX Runtime and other runtimes)")
             { onnx, checkpoint, opset, batch, keepBn, int8, calibrate, calibrationImages, percentile, weightFormat };
         cmd.SetAction(p => App.Guard(p, () =>

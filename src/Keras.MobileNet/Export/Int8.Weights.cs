@@ -7,12 +7,15 @@ namespace Keras.MobileNet.Export;
 /// <summary>The weights' side of the int8 rewrite, and the graph pieces it adds.</summary>
 public static partial class Int8
 {
-    /// <summary>W as int8 per output channel (scale max|W_c| / 63 or 127, as <paramref name="format"/> says), b as int32 at input scale x W_c's scale, each behind a DequantizeLinear.</summary>
+    /// <summary>W as int8 per output channel (scale max|W_c| / 63 or 127, as <paramref name="format"/> and the convolution's kind say), b as int32 at input scale x W_c's scale, each behind a DequantizeLinear.</summary>
     static void QuantizeWeights(GraphProto graph, Dictionary<string, TensorProto> init, NodeProto conv, float inputScale, Int8Weights format)
     {
-        int weightMax = format == Int8Weights.S7 ? 63 : 127;
         var wProto = init[conv.Input[1]];
         var dims = wProto.Dims.ToArray();
+        // A depthwise convolution (one input channel per group) does not go through the u8 x s8 GEMM whose 16-bit pair
+        // sums saturate: full int8 there even in S7.
+        bool depthwise = dims.Length == 4 && dims[1] == 1 && (conv.Attribute.FirstOrDefault(a => a.Name == "group")?.I ?? 1) == dims[0] && dims[0] > 1;
+        int weightMax = format == Int8Weights.S7 && !depthwise ? 63 : 127;
         var w = Floats(wProto);
         int channels = (int)dims[0], per = w.Length / channels;
         var q = new sbyte[w.Length];

@@ -23,8 +23,8 @@ public sealed record Int8Options(double Percentile = 99.999, int Bins = 2048, In
 /// <summary>
 /// The weights' storage. On an x86 CPU without VNNI, ONNX Runtime's uint8 x int8 kernels add pairs of products in
 /// saturating 16-bit lanes, which full-range int8 weights overflow (on this project's AVX2 machine a test network's
-/// logits moved by 11% of their range). S7: int8 in [-63, 63] (ONNX Runtime's reduce_range; fast everywhere, the
-/// default); S8: int8 in [-127, 127] (for VNNI and ARM CPUs); U8: uint8 with zero point 128 (full 8 bits without
+/// logits moved by 11% of their range). S7: int8 in [-63, 63] (ONNX Runtime's reduce_range), and [-127, 127] in the
+/// depthwise convolutions, which do not use that GEMM (fast everywhere, the default); S8: int8 in [-127, 127] (for VNNI and ARM CPUs); U8: uint8 with zero point 128 (full 8 bits without
 /// saturation on any CPU, but ONNX Runtime's u8 x u8 kernels are slower: about float32's speed here).
 /// </summary>
 public enum Int8Weights { S7, S8, U8 }

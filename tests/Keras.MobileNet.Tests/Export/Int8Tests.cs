@@ -41,15 +41,17 @@ public class Int8Tests() : WithTempDir("km-int8-")
             Assert.That(w.DataType, Is.EqualTo((int)(format == Int8Weights.U8 ? Onnx.TensorProto.Types.DataType.Uint8 : Onnx.TensorProto.Types.DataType.Int8)));
             var scale = graph.Initializer.Single(t => t.Name == weight + "_scale");
             Assert.That(scale.Dims.Single(), Is.EqualTo(w.Dims[0]), "one scale per output channel");
-            // Each channel's scale is its own largest weight / 127, and every weight is within half a step of the folded float one.
+            // Each channel's scale is its own largest weight / steps (63 for S7's GEMM convolutions, 127 for depthwise ones
+            // and the other formats), and every weight is within half a step of the folded float one.
             var want = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(floats[weight].RawData.Span).ToArray();
             var scales = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(scale.RawData.Span).ToArray();
             var ints = w.RawData.ToByteArray().Select(b => format == Int8Weights.U8 ? b - 128 : (sbyte)b).ToArray();
             int per = want.Length / scales.Length;
             for (int c = 0; c < scales.Length; c++)
             {
+                bool depthwise = w.Dims[1] == 1 && w.Dims[0] > 1;
                 float max = Enumerable.Range(c * per, per).Max(i => Math.Abs(want[i]));
-                Assert.That(scales[c], Is.EqualTo(max / steps).Within(max * 1e-6 + 1e-12), $"{weight} channel {c}'s scale");
+                Assert.That(scales[c], Is.EqualTo(max / (depthwise ? 127 : steps)).Within(max * 1e-6 + 1e-12), $"{weight} channel {c}'s scale");
                 for (int i = c * per; i < (c + 1) * per; i++) Assert.That(Math.Abs(ints[i] * scales[c] - want[i]), Is.LessThanOrEqualTo(scales[c] * 0.5001));
             }
         }
