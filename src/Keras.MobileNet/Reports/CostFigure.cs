@@ -25,7 +25,7 @@ public static class CostFigure
         var groups = RunGroup.Of(runs);
         var mp = Plot(groups, size);
         int panels = Panels(groups);
-        Figures.Save(path, tmp => mp.SavePng(tmp, size.Width * panels / 2, size.Height / 2 + 100));
+        Figures.Save(path, tmp => mp.SavePng(tmp, size.Width * panels / 2 + size.Width / 4, size.Height / 2 + 100));
     }
 
     /// <summary>Three panels when every width measured its latency on one machine, else two (parameters and MACs).</summary>
@@ -50,7 +50,11 @@ public static class CostFigure
         bool int8 = machine is not null && withAccuracy.Any(g => g.Int8Latency is not null);
         var mp = new Multiplot();
         mp.AddPlots(panels);
-        mp.Layout = new ScottPlot.MultiplotLayouts.Grid(1, panels);
+        // Half a panel more for the legend, given to the last panel, which draws it on its right: the panels' plot
+        // areas stay alike (the latency panel was squeezed to two thirds of the others).
+        var layout = new ScottPlot.MultiplotLayouts.CustomGrid();
+        for (int i = 0; i < panels; i++) layout.Set(mp.GetPlot(i), new GridCell(0, 2 * i, 1, 2 * panels + 1, 1, i == panels - 1 ? 3 : 2));
+        mp.Layout = layout;
         for (int panel = 0; panel < panels; panel++)
         {
             var plot = mp.GetPlot(panel);

@@ -60,7 +60,7 @@ public static class Report
         if (groups.Any(g => g.Seeds))
         {
             // The width effect against the luck of one seed: best val accuracy across each width's seeds.
-            sb.Append("| arch | width | seeds | best val acc (mean ± sd) | min | max | final val acc (mean ± sd) | params | MACs | CPU latency |{int8Head}\n");
+            sb.Append($"| arch | width | seeds | best val acc (mean ± sd) | min | max | final val acc (mean ± sd) | params | MACs | CPU latency |{int8Head}\n");
             sb.Append($"| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |{int8Rule}\n");
             foreach (var g in groups)
             {

@@ -75,7 +75,7 @@ public class PlotTests
         var written = Report.Draw(runs, dir, new FigureSize(900, 700));
         Assert.That(written.Select(Path.GetFileName), Is.EquivalentTo(new[] { "curves.png", "accuracy_vs_cost.png", "lr.png", "report.md" }));
         using (Check(Path.Combine(dir, "lr.png"), 900, 700)) { }
-        using (Check(Path.Combine(dir, "accuracy_vs_cost.png"), 900, 450)) { }
+        using (Check(Path.Combine(dir, "accuracy_vs_cost.png"), 1125, 450)) { }
         string md = File.ReadAllText(Path.Combine(dir, "report.md"));
         Assert.That(md, Does.Contain("| paper | 1 | 0 | 2,236,682 | 299,507,072 | - | 91.00% |"), "no latency measured: a dash");
         Assert.That(md, Does.Not.Contain("CPU latency: median"));
@@ -90,7 +90,7 @@ public class PlotTests
         var runs = AwkwardRuns().Select((r, i) => r with { Summary = r.Summary! with { Latency = L(10.0 - i) } }).ToList();
         var size = new FigureSize(900, 700);
         Report.Draw(runs, dir, size);
-        using (var img = Check(Path.Combine(dir, "accuracy_vs_cost.png"), 1350, 450))
+        using (var img = Check(Path.Combine(dir, "accuracy_vs_cost.png"), 1575, 450))
             Assert.That(Variance(img, 950, 60, 350, 300), Is.GreaterThan(50), "the third panel has content");
         string md = File.ReadAllText(Path.Combine(dir, "report.md"));
         Assert.That(md, Does.Contain("| paper | 1 | 0 | 2,236,682 | 299,507,072 | 10.00 ms | 91.00% |"));
@@ -114,7 +114,7 @@ public class PlotTests
         Assert.That((CostFigure.Panels(RunGroup.Of(missing)), CostFigure.Panels(RunGroup.Of(mixed))), Is.EqualTo((2, 2)));
         Report.Draw(mixed, dir, size);
         Assert.That(File.ReadAllText(Path.Combine(dir, "report.md")), Does.Contain("(different machines: compare latencies of one machine only)"));
-        using (Check(Path.Combine(dir, "accuracy_vs_cost.png"), 900, 450)) { }
+        using (Check(Path.Combine(dir, "accuracy_vs_cost.png"), 1125, 450)) { }
     }
 
     [Test]

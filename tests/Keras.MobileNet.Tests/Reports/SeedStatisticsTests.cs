@@ -74,5 +74,11 @@ public class SeedStatisticsTests
         Assert.That(md, Does.Contain("| paper | 0.5 | 3 | 70.00 ± 10.00% | 60.00% | 80.00% | 70.00 ± 10.00% |"));
         Assert.That(md, Does.Contain("| paper | 1 | 1 | 80.00 ± 0.00% | 80.00% | 80.00% |"));
         Assert.That(Report.Markdown([Runs()[0]], "/runs", []), Does.Not.Contain("±"), "one seed: the table of runs alone");
+        // With latencies: the median of each width's seeds, float32 and int8, in both tables.
+        static MeasuredLatency L(double ms) => new(ms, ms, 1, 32, "e", "CPU", 2, 30);
+        var timed = Runs().Select((r, i) => r with { Summary = r.Summary! with { Latency = L(1 + i), Int8Latency = L(0.5 + i) } }).ToList();
+        string md8 = Report.Markdown(timed, "/runs", []);
+        Assert.That(md8, Does.Contain("| MACs | CPU latency | int8 latency |\n| --- |"), "the seeds table's header");
+        Assert.That(md8, Does.Contain("| 3.00 ms | 2.50 ms |\n"), "width 0.5: the medians of 1, 3, 4 and of 0.5, 2.5, 3.5 ms");
     }
 }
