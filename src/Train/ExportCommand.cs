@@ -34,8 +34,7 @@ public static class ExportCommand
             string? calibrationDir = p.GetValue(calibrate);
             if (quantize && calibrationDir is null) throw new UserError("--int8 needs --calibrate DIR: a folder of images like the ones the model will see", 2);
             if (!quantize && calibrationDir is not null) throw new UserError("--calibrate is for --int8", 2);
-            if (quantize && options.Opset < 13) throw new UserError("--int8 needs --opset 13 or later (per-channel DequantizeLinear)", 2);
-            if (quantize && !options.FoldBatchNorm) throw new UserError("--int8 quantizes the folded graph: drop --keep-batchnorm", 2);
+            if (quantize) Int8.Check(options);
             var (card, net) = RunReader.LoadCheckpoint(p.GetValue(checkpoint)!);
             using (net)
             {

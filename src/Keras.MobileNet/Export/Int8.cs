@@ -41,11 +41,9 @@ public static partial class Int8
     public static (ModelProto Model, IReadOnlyList<Range> Ranges) Quantize(ModelProto fp32, Func<IEnumerable<Tensor>> calibration, Int8Options? options = null)
     {
         options ??= new Int8Options();
-        if (fp32.OpsetImport.FirstOrDefault(o => o.Domain == "")?.Version is not long opset || opset < 13)
-            throw new UserError("--int8 needs --opset 13 or later (per-channel DequantizeLinear)", 2);
+        if (fp32.OpsetImport.FirstOrDefault(o => o.Domain == "")?.Version is not long opset || opset < 13) throw NeedsOpset13();
         var graph = fp32.Graph;
-        if (graph.Node.Any(n => n.OpType == "BatchNormalization"))
-            throw new UserError("--int8 quantizes the folded graph: drop --keep-batchnorm", 2);
+        if (graph.Node.Any(n => n.OpType == "BatchNormalization")) throw NeedsFolded();
         var names = Activations(graph);
         var ranges = Calibrate(fp32, names, calibration, options);
         var model = fp32.Clone();
@@ -55,6 +53,19 @@ public static partial class Int8
         model.MetadataProps.Add(new StringStringEntryProto { Key = "keras_mobilenet.quantization", Value = "int8 qdq" });
         return (model, ranges);
     }
+
+    /// <summary>
+    /// What an int8 export needs of <paramref name="options"/> (opset 13 or later, BatchNorm folded), checked before any
+    /// checkpoint or calibration image is read; <see cref="Quantize"/> checks the same of the graph it is given.
+    /// </summary>
+    public static void Check(OnnxOptions options)
+    {
+        if (options.Opset < 13) throw NeedsOpset13();
+        if (!options.FoldBatchNorm) throw NeedsFolded();
+    }
+
+    static UserError NeedsOpset13() => new("--int8 needs --opset 13 or later (per-channel DequantizeLinear)", 2);
+    static UserError NeedsFolded() => new("--int8 quantizes the folded graph: drop --keep-batchnorm", 2);
 
     /// <summary>Writes the int8 model of <paramref name="network"/> to <paramref name="path"/> (replaced whole, or left as it was).</summary>
     public static IReadOnlyList<Range> Write(string path, Runs.ModelCard card, nn.Module network, OnnxOptions options, Func<IEnumerable<Tensor>> calibration,
@@ -162,8 +173,6 @@ public static partial class Int8
         var byName = ranges.ToDictionary(r => r.Tensor);
         var nodes = graph.Node.ToList();
         graph.Node.Clear();
-        var added = new List<NodeProto>();
-        string Dq(string t) => byName.ContainsKey(t) ? $"{t}_dq" : t;
         void Pair(string t)
         {
             var r = byName[t];
@@ -179,7 +188,7 @@ public static partial class Int8
             if (node.OpType == "Conv") QuantizeWeights(graph, init, node, byName[node.Input[0]].Scale, weights);
             if (quantizes)
                 for (int i = 0; i < node.Input.Count; i++)
-                    if (byName.ContainsKey(node.Input[i])) node.Input[i] = Dq(node.Input[i]);
+                    if (byName.ContainsKey(node.Input[i])) node.Input[i] = $"{node.Input[i]}_dq";
             graph.Node.Add(node);
             foreach (var output in node.Output.Where(byName.ContainsKey)) Pair(output);
         }

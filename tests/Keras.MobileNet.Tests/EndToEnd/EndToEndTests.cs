@@ -286,6 +286,11 @@ public class EndToEndTests
         yield return new TestCaseData(new[] { "evaluate", "--onnx", "m.onnx" }, 2, "--onnx needs --data ROOT").SetName("Evaluate_onnx_needs_data");
         yield return new TestCaseData(new[] { "export", "--onnx", "m.onnx", "--checkpoint", "/nonexistent/run", "--int8" }, 2, "--int8 needs --calibrate DIR").SetName("Int8_needs_calibration_images");
         yield return new TestCaseData(new[] { "export", "--onnx", "m.onnx", "--checkpoint", "/nonexistent/run", "--calibrate", "." }, 2, "--calibrate is for --int8").SetName("Calibrate_without_int8");
+        // Refused before the checkpoint or any calibration image is read (the checkpoint here does not exist).
+        yield return new TestCaseData(new[] { "export", "--onnx", "m.onnx", "--checkpoint", "/nonexistent/run", "--int8", "--calibrate", ".", "--opset", "11" }, 2,
+            "--int8 needs --opset 13 or later").SetName("Int8_needs_opset_13");
+        yield return new TestCaseData(new[] { "export", "--onnx", "m.onnx", "--checkpoint", "/nonexistent/run", "--int8", "--calibrate", ".", "--keep-batchnorm" }, 2,
+            "--int8 quantizes the folded graph").SetName("Int8_needs_folded_batchnorm");
         yield return new TestCaseData(new[] { "evaluate", "--weights", "imagenet1k-v1" }, 2, "--weights needs --data").SetName("Evaluate_weights_need_data");
         yield return new TestCaseData(new[] { "synth", "--out", "x", "--classes", "9" }, 2, "--classes must be 2 to").SetName("Synth_unknown_class_count");
         yield return new TestCaseData(new[] { "synth", "--out", "x", "--size", "4" }, 2, "--size").SetName("Synth_too_small");
