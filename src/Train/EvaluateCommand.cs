@@ -33,16 +33,20 @@ public static class EvaluateCommand
         {
             if (new[] { p.GetValue(checkpoint), p.GetValue(weights), p.GetValue(onnx) }.Count(v => v is not null) != 1)
                 throw new UserError("give one of --checkpoint RUN, --weights imagenet1k-v1|imagenet1k-v2 and --onnx FILE", 2);
+            string DataRoot(string option) => p.GetValue(data) ?? throw new UserError($"{option} needs --data ROOT (an image folder with val/<class>/)", 2);
+            int BatchSize(int? run) => (p.GetValue(batch) ?? run ?? 64) is var n && n >= 1 ? n : throw new ArgumentException("--batch-size must be at least 1");
+            int Report(ModelCard card, Evaluation e)
+            {
+                if (p.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(ToJson(card, e), Files.Json));
+                else Print(card, e);
+                return 0;
+            }
             if (p.GetValue(onnx) is string file)
             {
-                string dataRoot = p.GetValue(data) ?? throw new UserError("--onnx needs --data ROOT (an image folder with val/<class>/)", 2);
-                int onnxBatch = p.GetValue(batch) ?? 64;
-                if (onnxBatch < 1) throw new ArgumentException("--batch-size must be at least 1");
+                string dataRoot = DataRoot("--onnx");
+                int onnxBatch = BatchSize(null);
                 using var model = Export.OnnxModel.Load(file);
-                var e = Predictions.Evaluate(model, dataRoot, onnxBatch, App.Stderr);
-                if (p.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(ToJson(model.Card, e), Files.Json));
-                else Print(model.Card, e);
-                return 0;
+                return Report(model.Card, Predictions.Evaluate(model, dataRoot, onnxBatch, App.Stderr));
             }
             ModelCard card;
             Model.MobileNetV2 net;
@@ -50,7 +54,7 @@ public static class EvaluateCommand
             string root;
             if (p.GetValue(weights) is string w)
             {
-                root = p.GetValue(data) ?? throw new UserError("--weights needs --data ROOT (an image folder with val/<class>/)", 2);
+                root = DataRoot("--weights");
                 (card, net) = Pretrained.BuildFor(w, ImageFolder.Scan(root, "val").Classes, "data", Environment.GetEnvironmentVariable(Pretrained.BaseUrlVariable), log: App.Stderr);
             }
             else
@@ -60,15 +64,12 @@ public static class EvaluateCommand
                 root = p.GetValue(data) ?? (run is null ? throw new UserError("no --data given and the checkpoint's folder has no options.json")
                     : TrainingData.Root(run));
             }
-            int batchSize = p.GetValue(batch) ?? run?.BatchSize ?? 64;
-            if (batchSize < 1) throw new ArgumentException("--batch-size must be at least 1");
+            int batchSize = BatchSize(run?.BatchSize);
             var dev = TorchRuntime.ResolveDevice(p.GetValue(device));
             // The run's label smoothing: the loss printed is the val_loss of history.csv for this checkpoint's epoch.
             var result = Predictions.Evaluate(card, net, root, dev, batchSize, p.GetValue(precision), p.GetValue(memoryFormat), App.Stderr,
                 run?.LabelSmoothing ?? 0, p.GetValue(engine));
-            if (p.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(ToJson(card, result), Files.Json));
-            else Print(card, result);
-            return 0;
+            return Report(card, result);
         }));
         return cmd;
     }
